@@ -1,0 +1,225 @@
+"""Redis operations, emitted by the features and applied in batches.
+
+Features never talk to Redis.  They call the methods of a :class:`Batch`, which
+coalesces what can be coalesced (a thousand ``ZINCRBY`` of the same member in
+one flush window become one) and keeps the rest in order.  The loop seals a
+batch every few milliseconds; :meth:`Batch.encode` turns it into one compact
+JSON payload that one Lua script (:data:`BATCH_SCRIPT`) applies atomically,
+together with an exactly-once marker, in a single round trip.
+
+Read-then-write logic (a login counted once per organisation per hour, the
+contribution rules) runs server-side as a *procedure*: a Lua function the
+feature registers by name and invokes with :meth:`Batch.call`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from helpers.keys import PER_DAY_PREFIXES
+
+_CHUNK = 500  # items per variadic command (Lua's unpack() has a stack limit)
+
+
+class Batch:
+    """One flush window's worth of Redis operations."""
+
+    __slots__ = (
+        "calls",
+        "expires",
+        "expires_nx",
+        "geo",
+        "hashes",
+        "incr",
+        "lists",
+        "messages",
+        "pubs",
+        "sets",
+        "size",
+        "zadds",
+        "zincr",
+    )
+
+    def __init__(self) -> None:
+        self.zincr: dict[tuple[str, str], float] = {}
+        self.incr: dict[str, int] = {}
+        self.sets: dict[str, dict[str, None]] = {}
+        self.zadds: dict[tuple[str, str], float] = {}
+        self.geo: dict[str, dict[str, tuple[float, float]]] = {}
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.expires: dict[str, int] = {}
+        self.expires_nx: dict[str, int] = {}
+        self.lists: dict[str, tuple[int, list[str]]] = {}
+        self.calls: list[list[Any]] = []
+        self.pubs: list[tuple[str, str]] = []
+        self.messages = 0  # messages whose effects are in this batch
+        self.size = 0  # operations emitted, before coalescing: the sealing criterion
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+    # --- emitters -------------------------------------------------------------
+
+    def zincrby(self, key: str, member: str, amount: float = 1) -> None:
+        k = (key, member)
+        self.zincr[k] = self.zincr.get(k, 0) + amount
+        self.size += 1
+
+    def incrby(self, key: str, amount: int = 1) -> None:
+        self.incr[key] = self.incr.get(key, 0) + amount
+        self.size += 1
+
+    def sadd(self, key: str, member: str) -> None:
+        self.sets.setdefault(key, {})[member] = None
+        self.size += 1
+
+    def zadd(self, key: str, member: str, score: float) -> None:
+        """ZADD: the last score given in the batch wins."""
+        self.zadds[(key, member)] = score
+        self.size += 1
+
+    def geoadd(self, key: str, lon: float, lat: float, member: str) -> None:
+        self.geo.setdefault(key, {})[member] = (lon, lat)
+        self.size += 1
+
+    def hset(self, key: str, field: str, value: str | int | float) -> None:
+        self.hashes.setdefault(key, {})[field] = str(value)
+        self.size += 1
+
+    def expire(self, key: str, seconds: int) -> None:
+        """EXPIRE after this batch's writes (the TTL restarts)."""
+        self.expires[key] = seconds
+        self.size += 1
+
+    def expire_if_unset(self, key: str, seconds: int) -> None:
+        """EXPIRE only if the key has no TTL yet: a window opened by its first write."""
+        self.expires_nx[key] = seconds
+        self.size += 1
+
+    def lpush_capped(self, key: str, value: str, maxlen: int) -> None:
+        """LPUSH then LTRIM to the newest ``maxlen`` entries."""
+        entry = self.lists.get(key)
+        if entry is None:
+            self.lists[key] = (maxlen, [value])
+        else:
+            entry[1].append(value)
+            if len(entry[1]) > 2 * maxlen:  # older ones would be trimmed anyway
+                del entry[1][:-maxlen]
+        self.size += 1
+
+    def publish(self, channel: str, message: str) -> None:
+        self.pubs.append((channel, message))
+        self.size += 1
+
+    def call(self, proc: str, *args: str | int | float) -> None:
+        """Invoke the server-side procedure ``proc`` (see :func:`build_script`)."""
+        self.calls.append(["pc", proc, *args])
+        self.size += 1
+
+    # --- encoding -------------------------------------------------------------
+
+    def encode(self, retention_days: int = 0) -> bytes:
+        """The batch as the JSON op list :data:`BATCH_SCRIPT` reads.
+
+        Order matters: state and counters first, procedures next (they read
+        counters), capped lists and expiries after the writes they apply to,
+        publications last so a dashboard that hears one finds the data.
+        """
+        ops: list[list[Any]] = []
+        for key, fields in self.hashes.items():
+            flat = [x for kv in fields.items() for x in kv]
+            ops.extend(["hs", key, *flat[i:i + _CHUNK]] for i in range(0, len(flat), _CHUNK))
+        ops.extend(["zi", key, member, amount] for (key, member), amount in self.zincr.items())
+        ops.extend(["ib", key, amount] for key, amount in self.incr.items())
+        for key, members in self.sets.items():
+            ms = list(members)
+            ops.extend(["sa", key, *ms[i:i + _CHUNK]] for i in range(0, len(ms), _CHUNK))
+        ops.extend(["za", key, score, member] for (key, member), score in self.zadds.items())
+        for key, points in self.geo.items():
+            flat_geo: list[Any] = [x for m, (lon, lat) in points.items() for x in (lon, lat, m)]
+            ops.extend(["ga", key, *flat_geo[i:i + 3 * _CHUNK]]
+                       for i in range(0, len(flat_geo), 3 * _CHUNK))
+        ops.extend(self.calls)
+        for key, (maxlen, values) in self.lists.items():
+            values = values[-maxlen:]
+            ops.extend(["lp", key, maxlen, *values[i:i + _CHUNK]]
+                       for i in range(0, len(values), _CHUNK))
+        ops.extend(["en", key, ttl] for key, ttl in self.expires_nx.items())
+        ops.extend(["ex", key, ttl] for key, ttl in self.expires.items())
+        if retention_days > 0:
+            ops.extend(["ex", key, retention_days * 86400] for key in self._per_day_keys())
+        ops.extend(["pu", channel, message] for channel, message in self.pubs)
+        return orjson.dumps(ops)
+
+    def _per_day_keys(self) -> set[str]:
+        keys = {k for k, _ in self.zincr} | set(self.incr) | set(self.sets)
+        keys |= {k for k, _ in self.zadds} | set(self.geo)
+        return {k for k in keys if k.startswith(PER_DAY_PREFIXES) and k not in self.expires}
+
+
+# The batch script.  KEYS[1] is the writer's exactly-once marker; ARGV is the
+# batch's sequence number, its op list and the retention in seconds (0: none).
+# Every command goes through pcall: a script that stops half-way is not rolled
+# back, so an op that fails (say, WRONGTYPE on a key an operator created) is
+# counted and the rest of the batch, and the marker, still apply.
+_SCRIPT_HEAD = r"""
+local marker = KEYS[1]
+local seq = tonumber(ARGV[1])
+local applied = tonumber(redis.call('GET', marker) or '-1')
+if applied >= seq then return {-1, 0} end
+local ops = cjson.decode(ARGV[2])
+local retention = tonumber(ARGV[3])
+local failed = 0
+local function call(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then failed = failed + 1; return nil end
+  return r
+end
+local function keep(key)
+  if retention > 0 then call('EXPIRE', key, retention) end
+end
+local PROCS = {}
+"""
+
+_SCRIPT_TAIL = r"""
+for i = 1, #ops do
+  local op = ops[i]
+  local c = op[1]
+  if c == 'zi' then call('ZINCRBY', op[2], op[4], op[3])
+  elseif c == 'ib' then call('INCRBY', op[2], op[3])
+  elseif c == 'sa' then call('SADD', op[2], unpack(op, 3))
+  elseif c == 'za' then call('ZADD', op[2], op[3], op[4])
+  elseif c == 'ga' then call('GEOADD', op[2], unpack(op, 3))
+  elseif c == 'hs' then call('HSET', op[2], unpack(op, 3))
+  elseif c == 'pc' then
+    local proc = PROCS[op[2]]
+    if proc then proc(op) else failed = failed + 1 end
+  elseif c == 'lp' then
+    call('LPUSH', op[2], unpack(op, 4))
+    call('LTRIM', op[2], 0, op[3] - 1)
+  elseif c == 'en' then
+    if call('TTL', op[2]) == -1 then call('EXPIRE', op[2], op[3]) end
+  elseif c == 'ex' then call('EXPIRE', op[2], op[3])
+  elseif c == 'pu' then call('PUBLISH', op[2], op[3])
+  else failed = failed + 1 end
+end
+redis.call('SET', marker, seq, 'EX', 604800)
+return {#ops, failed}
+"""
+
+
+def build_script(procs: dict[str, str]) -> str:
+    """The batch script with the features' procedures.
+
+    ``procs`` maps a name to the Lua body of ``function(op)``, where ``op[3]``,
+    ``op[4]``… are the arguments given to :meth:`Batch.call`; the body may use
+    ``call(...)`` (a failure-counting ``redis.pcall``) and ``keep(key)`` (apply
+    the retention TTL to a per-day key).
+    """
+    parts = [_SCRIPT_HEAD]
+    for name, body in sorted(procs.items()):
+        parts.append(f"PROCS[{name!r}] = function(op)\n{body}\nend\n")
+    parts.append(_SCRIPT_TAIL)
+    return "".join(parts)

@@ -1,0 +1,318 @@
+"""The loop: ZeroMQ feeds in, batches of Redis operations out.
+
+``Daemon.step()`` does one iteration (poll every feed with a bounded timeout,
+handle what arrived, seal the batch when its window is over); ``Daemon.run()``
+owns the loop, the signals and the shutdown.  Signal handlers only set flags.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from helpers import keys
+from helpers.batch import Batch
+from helpers.clock import DayClock
+from helpers.config import Config, InstanceConfig
+from helpers.contributor_helper import Contributions
+from helpers.geo_helper import Geo
+from helpers.live_helper import Live
+from helpers.observations import InstanceState
+from helpers.router import Dispatcher, Feature
+from helpers.sdnotify import Notifier
+from helpers.stats import InstanceStats
+from helpers.trendings_helper import Trendings
+from helpers.users_helper import Users
+from helpers.writer import RedisWriter, describe_redis_error, text
+
+log = logging.getLogger(__name__)
+
+DRAIN_PER_POLL = 2000  # frames taken from one socket before looking at the others
+SHUTDOWN_DRAIN_SECONDS = 3.5  # of the 5 s systemd and the issue allow
+_MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+                   | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                   | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_CLOSED)
+
+
+def build_features(cfg: Config) -> list[Feature]:
+    """Every feature, in the order their handlers run for one observation."""
+    return [Trendings(), Geo(cfg), Contributions(cfg), Users(), Live(cfg.channels, cfg.live)]
+
+
+class Daemon:
+    def __init__(self, cfg: Config, *, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.now = clock
+        self.features = build_features(cfg)
+        self.instances = {
+            i.name: (InstanceState(i.name, login_source=cfg.users.login_source),
+                     InstanceStats(i.name))
+            for i in cfg.instances
+        }
+        procs: dict[str, str] = {}
+        for feature in self.features:
+            procs.update(feature.procs)
+        self.writer = RedisWriter(cfg.redis, cfg.writer, procs, cfg.retention_days)
+        self.dispatcher = Dispatcher(self.features, DayClock(cfg.timezone), self.instances,
+                                     self._seal, max_message_bytes=cfg.max_message_bytes,
+                                     dead_letter_max=cfg.dead_letter_max)
+        self.zmq = zmq.Context()
+        self.sockets: dict[zmq.Socket[Any], str] = {}
+        self.monitors: dict[zmq.Socket[Any], str] = {}
+        self.poller = zmq.Poller()
+        self.notifier = Notifier()
+        self.stop_requested = False
+        self.reload_requested = False
+        self._batch_opened: float | None = None
+        self._next_status = 0.0
+        self._next_summary = 0.0
+        self._next_watchdog = 0.0
+        self._silence_warned: set[str] = set()
+
+    # --- set-up ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load remembered state, start the writer, connect every feed."""
+        self._load_state()
+        self.writer.start()
+        for inst in self.cfg.instances:
+            self._connect(inst)
+        now = time.monotonic()
+        self._next_summary = now + self.cfg.summary_interval_seconds
+        log.info("started: %d MISP feed(s), Redis writer %s", len(self.sockets),
+                 self.writer.writer_id)
+
+    def _connect(self, inst: InstanceConfig) -> None:
+        sock = self.zmq.socket(zmq.SUB)
+        sock.setsockopt(zmq.RCVHWM, 0)  # never drop on our side; we drain fast
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
+        if inst.username is not None and inst.password is not None:
+            # PLAIN credentials must be set before connect(), or nothing ever arrives.
+            sock.plain_username = inst.username.encode()
+            sock.plain_password = inst.password.encode()
+        monitor = sock.get_monitor_socket(_MONITOR_EVENTS)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(inst.url)
+        self.sockets[sock] = inst.name
+        self.monitors[monitor] = inst.name
+        self.poller.register(sock, zmq.POLLIN)
+        self.poller.register(monitor, zmq.POLLIN)
+        log.info("%s: subscribing to %s%s", inst.name, inst.url,
+                 " with PLAIN credentials" if inst.username else "")
+
+    def _load_state(self) -> None:
+        """The organisation directory and thread titles survive restarts in Redis."""
+        try:
+            for name, (state, _) in self.instances.items():
+                client = self.writer.client
+                for org_id, org in client.hgetall(keys.ingest_orgs(name)).items():
+                    state.orgs[text(org_id)] = text(org)
+                for thread_id, title in client.hgetall(keys.ingest_threads(name)).items():
+                    state.remember_thread(text(thread_id), text(title))
+        except Exception as exc:  # Redis down at start: learn again from the feed
+            log.warning("could not load the organisation directory from Redis (%s); "
+                        "starting with an empty one", describe_redis_error(exc))
+
+    # --- the loop -------------------------------------------------------------------
+
+    def step(self, timeout_ms: int = 100) -> None:
+        """One iteration: poll, handle what arrived, seal and report when due."""
+        if self._batch_opened is not None:
+            due = self._batch_opened + self.cfg.writer.flush_interval_ms / 1000
+            timeout_ms = max(0, min(timeout_ms, int((due - time.monotonic()) * 1000) + 1))
+        for sock, _ in self.poller.poll(timeout_ms):
+            if sock in self.sockets:
+                self._drain(sock, self.sockets[sock])
+            else:
+                self._on_monitor_event(sock, self.monitors[sock])
+        self._maybe_seal()
+        self._periodic()
+
+    def _drain(self, sock: zmq.Socket[Any], instance: str) -> None:
+        handle = self.dispatcher.handle
+        for _ in range(DRAIN_PER_POLL):
+            try:
+                frame = sock.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            # One buffer, read in place: the frame is never copied into a second one.
+            handle(instance, frame.buffer, self.now())
+        if self._batch_opened is None and self.dispatcher.batch:
+            self._batch_opened = time.monotonic()
+        if self.dispatcher.batch.messages >= self.cfg.writer.max_batch_messages:
+            self._seal(self.dispatcher.take_batch())
+
+    def _maybe_seal(self) -> None:
+        if self._batch_opened is None:
+            return
+        if time.monotonic() - self._batch_opened >= self.cfg.writer.flush_interval_ms / 1000:
+            self._seal(self.dispatcher.take_batch())
+
+    def _seal(self, batch: Batch) -> None:
+        self._batch_opened = None
+        if batch:
+            self.writer.submit(batch.encode(self.cfg.retention_days), batch.messages)
+
+    def _periodic(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_status:
+            self._next_status = now + self.cfg.status_interval_seconds
+            self.write_status()
+            self._check_silence()
+        if now >= self._next_summary:
+            self._next_summary = now + self.cfg.summary_interval_seconds
+            self.log_summary()
+        if self.notifier.watchdog_interval and now >= self._next_watchdog:
+            self._next_watchdog = now + self.notifier.watchdog_interval
+            self.notifier.watchdog()
+        if self.reload_requested:
+            self.reload_requested = False
+            self._reload()
+
+    def write_status(self) -> None:
+        """Add every instance's status hash to the current batch and seal it."""
+        extra: dict[str, str | int | float] = {"backlog": self.writer.backlog,
+                 "redis_outage": int(self.writer.outage_since is not None),
+                 "writer": self.writer.writer_id, "pid": os.getpid()}
+        batch = self.dispatcher.batch
+        for _, stats in self.instances.values():
+            stats.write_status(batch, extra)
+        self._seal(self.dispatcher.take_batch())
+
+    def log_summary(self) -> None:
+        for _, stats in self.instances.values():
+            log.info("%s backlog=%d", stats.summary(), self.writer.backlog)
+
+    def _check_silence(self) -> None:
+        limit = self.cfg.silence_warning_seconds
+        now = self.now()
+        for name, (_, stats) in self.instances.items():
+            since = stats.last_message or stats.started
+            if now - since > limit and name not in self._silence_warned:
+                self._silence_warned.add(name)
+                log.warning("%s: no message for %.0f s (connected=%d); MISP's keepalive only "
+                            "comes when it is idle, so silence means the feed is down",
+                            name, now - since, stats.connected)
+            elif now - since <= limit:
+                self._silence_warned.discard(name)
+
+    def _on_monitor_event(self, monitor: zmq.Socket[Any], instance: str) -> None:
+        try:
+            event = recv_monitor_message(monitor, zmq.NOBLOCK)
+        except zmq.Again:
+            return
+        stats = self.instances[instance][1]
+        kind = event["event"]
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            if not stats.connected:
+                log.info("%s: connected to %s", instance, event["endpoint"].decode())
+            stats.connected = True
+        elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            stats.connected = False
+            log.warning("%s: MISP refused our ZeroMQ PLAIN credentials (check username and "
+                        "password); retrying", instance)
+        elif kind in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
+            stats.connected = False
+            log.warning("%s: ZeroMQ handshake failed (does MISP require PLAIN credentials?)",
+                        instance)
+        elif kind == zmq.EVENT_DISCONNECTED:
+            if stats.connected:
+                log.warning("%s: disconnected from MISP; reconnecting", instance)
+            stats.connected = False
+
+    def _reload(self) -> None:
+        log.info("SIGHUP: reloading the GeoIP database and reopening log files")
+        for feature in self.features:
+            reload = getattr(feature, "reload", None)
+            if reload is not None:
+                reload()
+        for handler in logging.getLogger().handlers:
+            reopen = getattr(handler, "reopen", None)
+            if reopen is not None:
+                reopen()
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        self._install_signals()
+        self.start()
+        self.notifier.ready()
+        try:
+            while not self.stop_requested:
+                self.step()
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """Stop receiving, flush what is pending, close everything."""
+        self.notifier.stopping()
+        for sock in list(self.sockets) + list(self.monitors):
+            self.poller.unregister(sock)
+        for sock in self.sockets:
+            sock.disable_monitor()
+        for _, stats in self.instances.values():
+            stats.connected = False
+        self.write_status()
+        if not self.writer.drain(SHUTDOWN_DRAIN_SECONDS):
+            log.error("Redis did not take the last %d batch(es) in time; they are lost",
+                      self.writer.backlog)
+        self.writer.stop()
+        self.log_summary()
+        self.zmq.destroy(linger=0)
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if self.stop_requested:  # the second one: leave at once
+                os._exit(128 + signum)
+            self.stop_requested = True
+
+        def hup(signum: int, frame: FrameType | None) -> None:
+            self.reload_requested = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+
+def replay_capture(cfg: Config, path: str, *, progress: bool = True,
+                   batch_messages: int = 1000) -> dict[str, InstanceStats]:
+    """Push a capture through the handlers with its recorded receive times.
+
+    Frames of instances the configuration does not name are replayed under the
+    name recorded in the capture.  Returns the per-instance counters.
+    """
+    from helpers.capture import Progress, count_lines, read_capture
+
+    daemon = Daemon(cfg)
+    daemon._load_state()
+    daemon.writer.start()
+    total = count_lines(path)
+    bar = Progress(total, "replay") if progress else None
+    n = 0
+    for n, item in enumerate(read_capture(path), 1):
+        if item.instance not in daemon.instances:
+            daemon.instances[item.instance] = (
+                InstanceState(item.instance, login_source=cfg.users.login_source),
+                InstanceStats(item.instance))
+        daemon.dispatcher.handle(item.instance, item.frame, item.received)
+        if daemon.dispatcher.batch.messages >= batch_messages:
+            daemon._seal(daemon.dispatcher.take_batch())
+        if bar:
+            bar.update(n)
+    daemon.write_status()
+    if bar:
+        bar.update(n, force=True)
+    if not daemon.writer.drain(300):
+        log.error("Redis did not take the replayed batches in time")
+    daemon.writer.stop()
+    return {name: stats for name, (_, stats) in daemon.instances.items()}

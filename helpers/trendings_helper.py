@@ -1,0 +1,70 @@
+"""Trendings (semantics §3): events, categories, tags, discussions, sightings per day."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from helpers import keys
+from helpers.context import Context, Handler
+from helpers.message import id_str, nonempty_str
+from helpers.observations import AttributeObs, EventObs, PostObs, SightingObs, TagObs
+
+_SIGHT_KIND = {0: "sightings", 1: "false_positive"}
+_encode_str = json.encoder.encode_basestring
+
+
+def tag_member(tag: dict[str, Any]) -> str | None:
+    """``{"id": "<id>", "name": …, "colour": …}``, serialised deterministically
+    (Python's default separators, non-ASCII kept); None without a usable name."""
+    name = nonempty_str(tag.get("name"))
+    if name is None:
+        return None
+    colour = tag.get("colour")
+    return (f'{{"id": {_encode_str(id_str(tag.get("id")) or "")}, "name": {_encode_str(name)}, '
+            f'"colour": {_encode_str(colour if isinstance(colour, str) else "")}}}')
+
+
+class Trendings:
+    def __init__(self) -> None:
+        self.handlers: dict[type, Handler] = {
+            EventObs: self.on_event,
+            AttributeObs: self.on_attribute,
+            TagObs: self.on_tag,
+            PostObs: self.on_post,
+            SightingObs: self.on_sighting,
+        }
+        self.procs: dict[str, str] = {}
+
+    def _tags(self, tags: list[dict[str, Any]], ctx: Context) -> None:
+        key = keys.trendings("TAGS", ctx.day)
+        for tag in tags:
+            member = tag_member(tag)
+            if member is None:
+                ctx.skip("tag_without_name")
+            else:
+                ctx.batch.zincrby(key, member)
+
+    def on_event(self, obs: EventObs, ctx: Context) -> None:
+        if obs.info is not None:
+            ctx.batch.zincrby(keys.trendings("EVENTS", ctx.day), obs.info)
+        else:
+            ctx.skip("event_without_info")
+        self._tags(obs.tags, ctx)
+
+    def on_attribute(self, obs: AttributeObs, ctx: Context) -> None:
+        ctx.batch.zincrby(keys.trendings("CATEGS", ctx.day), obs.category)
+        if obs.tags:
+            self._tags(obs.tags, ctx)
+
+    def on_tag(self, obs: TagObs, ctx: Context) -> None:
+        self._tags([obs.tag], ctx)
+
+    def on_post(self, obs: PostObs, ctx: Context) -> None:
+        title = obs.title if obs.title is not None else f"Thread {obs.thread_id}"
+        ctx.batch.zincrby(keys.trendings("DISC", ctx.day), title)
+        if obs.paired and obs.title is not None:  # remembered across restarts
+            ctx.batch.hset(keys.ingest_threads(ctx.instance), obs.thread_id, obs.title)
+
+    def on_sighting(self, obs: SightingObs, ctx: Context) -> None:
+        ctx.batch.incrby(keys.trendings_sight(_SIGHT_KIND[obs.kind], ctx.day))
