@@ -133,6 +133,16 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in creds else url
 
 
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``"127.0.0.1:9108"`` or ``"[::1]:9108"`` -> (host, port); ValueError if malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {listen!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
 # --- Generic builder: dict -> dataclass with dotted-path errors --------------
 
 
@@ -230,6 +240,11 @@ def _check_values(cfg: Config) -> None:
     ):
         if value <= 0:
             raise ConfigError(f"{path}: must be positive")
+    if cfg.metrics.listen is not None:
+        try:
+            parse_listen(cfg.metrics.listen)
+        except ValueError as exc:
+            raise ConfigError(f"metrics.listen: {exc} (e.g. 127.0.0.1:9108)") from None
     if cfg.retention_days < 0:
         raise ConfigError("retention_days: must be 0 (keep forever) or a number of days")
 

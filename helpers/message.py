@@ -18,9 +18,22 @@ MAX_TOPIC_BYTES = 64
 class FrameError(ValueError):
     """A frame that cannot be used at all; ``reason`` is a short counter name."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: str, detail: str = "", topic: str | None = None) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
+        self.topic = topic  # when the frame had a usable one: for the dead letter
+
+
+def frame_topic(frame: bytes | memoryview) -> str | None:
+    """The topic of a frame without decoding its body; None if it has no usable one."""
+    head = bytes(frame[:MAX_TOPIC_BYTES + 1])
+    cut = head.find(b" ")
+    if cut <= 0:
+        return None
+    try:
+        return head[:cut].decode("ascii")
+    except UnicodeDecodeError:
+        return None
 
 
 def split_frame(frame: bytes | memoryview) -> tuple[str, dict[str, Any] | list[Any]]:
@@ -41,9 +54,9 @@ def split_frame(frame: bytes | memoryview) -> tuple[str, dict[str, Any] | list[A
     try:
         body = orjson.loads(frame[cut + 1:])
     except orjson.JSONDecodeError as exc:
-        raise FrameError("bad_json", str(exc)[:120]) from None
+        raise FrameError("bad_json", str(exc)[:120], topic) from None
     if not isinstance(body, (dict, list)):
-        raise FrameError("not_an_object", f"body is a JSON {type(body).__name__}")
+        raise FrameError("not_an_object", f"body is a JSON {type(body).__name__}", topic)
     return topic, body
 
 

@@ -18,7 +18,7 @@ from helpers import keys
 from helpers.batch import Batch
 from helpers.clock import DayClock
 from helpers.context import Context, Handler
-from helpers.message import FrameError, split_frame
+from helpers.message import FrameError, frame_topic, split_frame
 from helpers.observations import (
     InstanceState,
     extract_attribute,
@@ -103,18 +103,24 @@ class Dispatcher:
         stats.received += 1
         stats.last_message = now
         if len(frame) > self.max_message_bytes:
-            self._reject(stats, "oversize", "?", frame, now,
+            # Only the head is looked at: the body is never decoded nor copied whole.
+            topic = frame_topic(frame) or "?"
+            stats.topics[topic] += 1
+            self._reject(stats, "oversize", topic, frame, now,
                          f"{len(frame)} bytes > max_message_bytes")
             return
         try:
             topic, body = split_frame(frame)
         except FrameError as exc:
-            self._reject(stats, exc.reason, "?", frame, now, str(exc))
+            topic = exc.topic or "?"
+            stats.topics[topic] += 1
+            self._reject(stats, exc.reason, topic, frame, now, str(exc))
             return
         stats.topics[topic] += 1
         extractor = TOPICS.get(topic)
         if extractor is None:
             stats.skipped += 1
+            stats.topic_skipped[topic] += 1
             stats.reasons["unknown_topic"] += 1
             log.debug("%s: ignoring unknown topic %r", instance, topic)
             return
@@ -151,6 +157,7 @@ class Dispatcher:
         ctx.batch.messages += 1
         if failed:
             stats.errors += 1
+            stats.topic_errors[topic] += 1
         else:
             stats.processed += 1
 
@@ -165,6 +172,7 @@ class Dispatcher:
     def _reject(self, stats: InstanceStats, reason: str, topic: str,
                 frame: bytes | memoryview, now: float, detail: str) -> None:
         stats.skipped += 1
+        stats.topic_skipped[topic] += 1
         stats.reasons[reason] += 1
         self.warn.warning(f"skip:{reason}", "%s: skipped a message (%s) on topic %s: %s",
                           stats.name, reason, topic, detail)

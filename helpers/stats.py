@@ -24,7 +24,10 @@ class InstanceStats:
     last_message: float = 0.0
     connected: bool = False
     reasons: Counter[str] = field(default_factory=Counter)  # skipped messages and effects, by why
-    topics: Counter[str] = field(default_factory=Counter)
+    topics: Counter[str] = field(default_factory=Counter)  # every frame, "?" if it had no topic
+    # The rare outcomes per topic (processed = topics - skipped - errors): the metrics' labels.
+    topic_skipped: Counter[str] = field(default_factory=Counter)
+    topic_errors: Counter[str] = field(default_factory=Counter)
 
     def write_status(self, batch: Batch, extra: dict[str, str | int | float]) -> None:
         key = ingest_status(self.name)

@@ -65,6 +65,9 @@ def text(value: bytes | str) -> str:
 
 def describe_redis_error(exc: Exception) -> str:
     """An error message safe to log: no URL with credentials in it."""
+    if isinstance(exc, redis.AuthenticationError):  # redis-py's text does not say what to fix
+        return (f"{type(exc).__name__}: Redis refused our credentials; check redis.username "
+                f"and redis.password ({str(exc)[:120]})")
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
