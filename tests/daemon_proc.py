@@ -54,12 +54,13 @@ class DaemonProcess:
         self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *args: str) -> DaemonProcess:
+    def start(self, *args: str, preexec: Callable[[], None] | None = None) -> DaemonProcess:
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, str(ROOT / "zmq_subscriber.py"), "--config",
                  str(self.config_path), *args],
-                cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err)
+                cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=err,
+                preexec_fn=preexec)
         return self
 
     @property
