@@ -54,7 +54,9 @@ def split_frame(frame: bytes | memoryview) -> tuple[str, dict[str, Any] | list[A
     try:
         body = orjson.loads(frame[cut + 1:])
     except orjson.JSONDecodeError as exc:
-        raise FrameError("bad_json", str(exc)[:120], topic) from None
+        # orjson validates UTF-8 while parsing; tell corruption from bad JSON.
+        reason = "not_utf8" if "UTF-8" in str(exc) else "bad_json"
+        raise FrameError(reason, str(exc)[:120], topic) from None
     if not isinstance(body, (dict, list)):
         raise FrameError("not_an_object", f"body is a JSON {type(body).__name__}", topic)
     return topic, body

@@ -155,7 +155,7 @@ _INT_KEYS = frozenset((
 ))
 
 
-def _retype(obj: Any, ints: bool, bools: str | None) -> Any:
+def retype(obj: Any, ints: bool, bools: str | None) -> Any:
     """The same message as another MISP/PHP version would type it."""
     if isinstance(obj, dict):
         out = {}
@@ -164,10 +164,10 @@ def _retype(obj: Any, ints: bool, bools: str | None) -> Any:
                     k in _INT_KEYS or k.endswith("_id") or (k == "type" and len(v) == 1)):
                 out[k] = int(v)
             else:
-                out[k] = _retype(v, ints, bools)
+                out[k] = retype(v, ints, bools)
         return out
     if isinstance(obj, list):
-        return [_retype(v, ints, bools) for v in obj]
+        return [retype(v, ints, bools) for v in obj]
     if isinstance(obj, bool) and bools is not None:
         return ("1" if obj else "0") if bools == "str" else int(obj)
     return obj
@@ -218,9 +218,9 @@ class Feed:
         style = style or self._style()
         if style == "legacy":
             bools = self.rng.choice(("str", "int", None))
-            text = json.dumps(_retype(body, False, bools), indent=4).replace("/", "\\/")
+            text = json.dumps(retype(body, False, bools), indent=4).replace("/", "\\/")
         else:
-            typed = _retype(body, self.rng.random() < self.p.int_ids, None)
+            typed = retype(body, self.rng.random() < self.p.int_ids, None)
             text = json.dumps(typed, ensure_ascii=False, separators=(",", ":"))
             if style == "escaped":
                 text = text.replace("/", "\\/")
