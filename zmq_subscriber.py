@@ -94,7 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from helpers.daemon import Daemon
 
-    return Daemon(cfg).run()
+    try:
+        daemon = Daemon(cfg)
+    except ConfigError as exc:  # found only when opening it, e.g. a geo.database that is no MMDB
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return daemon.run()
 
 
 if __name__ == "__main__":

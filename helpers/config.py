@@ -251,12 +251,20 @@ def _check_values(cfg: Config) -> None:
 
 def _check_files(cfg: Config) -> None:
     if cfg.geo.database is not None:
-        db = cfg.resolve(cfg.geo.database)
-        if not db.is_file() or not os.access(db, os.R_OK):
-            raise ConfigError(f"geo.database: cannot read {db}")
+        _check_geo_database(cfg.resolve(cfg.geo.database))
     ranking = cfg.resolve(cfg.ranking)
     if not ranking.is_file():
         raise ConfigError(f"ranking: cannot read {ranking}")
+
+
+def _check_geo_database(db: Path) -> None:
+    hint = "(leave geo.database unset to use the bundled GeoLite2 City database)"
+    if not db.exists():
+        raise ConfigError(f"geo.database: {db} does not exist {hint}")
+    if not db.is_file():
+        raise ConfigError(f"geo.database: {db} is not a file {hint}")
+    if not os.access(db, os.R_OK):
+        raise ConfigError(f"geo.database: {db} is not readable by this user {hint}")
 
 
 def _has_secrets(cfg: Config) -> bool:

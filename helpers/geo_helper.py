@@ -1,23 +1,322 @@
 """Geolocation (semantics §4): IPs and phone numbers to GEO_* keys and the map channel.
 
-Not implemented yet (issue #3): the feature is wired into the loop but writes nothing.
+An attribute whose type carries an IP address is looked up in a MaxMind City
+database (the GeoLite2 release bundled with ``maxminddb-geolite2`` unless
+``geo.database`` names another); one that carries a phone number is placed at
+its country's position from the shipped table ``data/country_centroids.csv``.
+Both lookups are cached in bounded LRU caches.  Anything that cannot be placed
+is counted with ``ctx.skip("geo_<reason>")``; nothing here raises into the loop.
+See doc/geo.md for the decisions behind the details.
 """
 
 from __future__ import annotations
 
-from helpers.config import Config
+import csv
+import datetime as dt
+import functools
+import importlib.util
+import ipaddress
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import geoip2.database
+import geoip2.errors
+import geoip2.models
+import maxminddb
+import phonenumbers
+
+from helpers import keys
+from helpers.config import Config, ConfigError
 from helpers.context import Context, Handler
 from helpers.observations import AttributeObs
 
+log = logging.getLogger(__name__)
+
+IP_TYPES = frozenset({"ip-src", "ip-dst", "ip-src|port", "ip-dst|port", "domain|ip"})
+PHONE_TYPES = frozenset({"phone-number", "whois-registrant-phone"})
+GEO_TYPES = IP_TYPES | PHONE_TYPES
+MAX_LATITUDE = 85.05112878  # what GEOADD accepts (Web Mercator)
+CENTROIDS_CSV = Path(__file__).resolve().parent / "data" / "country_centroids.csv"
+BUNDLED_PACKAGE = "_maxminddb_geolite2"  # installed by the maxminddb-geolite2 requirement
+BUNDLED_FILE = "GeoLite2-City.mmdb"
+_enc = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) does to a str
+
+
+@dataclass(frozen=True, slots=True)
+class Centroid:
+    lat: float
+    lon: float
+    name: str  # English
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where an indicator is, with its JSON pieces serialised once (it is cached)."""
+
+    lat: float
+    lon: float
+    iso: str
+    country: str
+    subdivision: str
+    city: str
+    coord: str  # {"lat": …, "lon": …}
+    tail: str  # "country": …, "specifName": …, "cityName": …, "regionCode": …
+
+    @classmethod
+    def make(cls, lat: float, lon: float, iso: str, country: str, subdivision: str = "",
+             city: str = "") -> Place:
+        lat, lon = round(lat, 4), round(lon, 4)
+        coord = f'{{"lat": {lat!r}, "lon": {lon!r}}}'
+        tail = (f'"country": {_enc(country)}, "specifName": {_enc(subdivision)}, '
+                f'"cityName": {_enc(city)}, "regionCode": {_enc(iso)}')
+        return cls(lat, lon, iso, country, subdivision, city, coord, tail)
+
+
+Found = Place | str  # a place, or the reason (``geo_…``) why there is none
+
+
+def load_centroids(path: Path = CENTROIDS_CSV) -> dict[str, Centroid]:
+    """ISO 3166-1 alpha-2 (and the few extra phone regions) -> position and English name."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(line for line in f if not line.startswith("#"))
+        return {row["iso"]: Centroid(float(row["lat"]), float(row["lon"]), row["name"])
+                for row in rows}
+
+
+def bundled_database() -> Path:
+    """The GeoLite2 City file of the ``maxminddb-geolite2`` package, found without importing it."""
+    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("geo.database is not set and the maxminddb-geolite2 package is not "
+                          "installed: install requirements.txt or set geo.database")
+    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+
+
+def ip_part(atype: str, value: str) -> str:
+    """The IP text of an attribute value: after ``|`` for domain|ip, before it for ip|port."""
+    if atype == "domain|ip":
+        return value.partition("|")[2]
+    if atype.endswith("|port"):
+        return value.partition("|")[0]
+    return value
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address from MISP's text: tolerates spaces, ``[v6]`` and CIDR (the network address)."""
+    text = text.strip().removeprefix("[").removesuffix("]")
+    try:
+        if "/" in text:
+            addr = ipaddress.ip_network(text, strict=False).network_address
+        else:
+            addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
+
+
+def non_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """The skip reason for an address no database can place, None for a public one."""
+    if addr.is_unspecified:
+        return "geo_unspecified"
+    if addr.is_loopback:
+        return "geo_loopback"
+    if addr.is_link_local:
+        return "geo_link_local"
+    if addr.is_multicast:
+        return "geo_multicast"
+    if addr.is_private:
+        return "geo_private"
+    if addr.is_reserved or not addr.is_global:
+        return "geo_reserved"
+    return None
+
+
+def open_database(path: Path) -> geoip2.database.Reader:
+    """Open a MaxMind City/Country database, the C extension when it is available."""
+    try:
+        reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_AUTO)
+    except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise ConfigError(f"geo.database: {path} is not a readable MaxMind database: {exc}"
+                          ) from None
+    kind = reader.metadata().database_type
+    if not any(k in kind for k in ("City", "Country", "Enterprise")):
+        reader.close()
+        raise ConfigError(f"geo.database: {path} is a {kind} database; a City (or Country) "
+                          "database is needed")
+    return reader
+
+
+def query_of(reader: geoip2.database.Reader) -> Callable[[str], geoip2.models.Country]:
+    """The reader's lookup for its kind of database (a City model has a location)."""
+    kind = reader.metadata().database_type
+    if "City" in kind:
+        return reader.city
+    if "Enterprise" in kind:
+        return reader.enterprise
+    return reader.country
+
+
+def placed(lat: float, lon: float, iso: str, country: str, subdivision: str = "",
+           city: str = "") -> Found:
+    """A :class:`Place`, or ``geo_out_of_range`` where GEOADD would refuse the position."""
+    if abs(round(lat, 4)) > MAX_LATITUDE or abs(round(lon, 4)) > 180:
+        return "geo_out_of_range"
+    return Place.make(lat, lon, iso, country, subdivision, city)
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a database file is replaced (geoipupdate renames a new file in)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
 
 class Geo:
+    """The geolocation feature: one handler, two caches, one open database."""
+
+    CHECK_FILE_SECONDS = 60.0  # how often (in message time) to look for a replaced database
+
     def __init__(self, cfg: Config) -> None:
         self.handlers: dict[type, Handler] = {AttributeObs: self.on_attribute}
         self.procs: dict[str, str] = {}
+        self.channel = cfg.channels.map
+        self.cache_size = cfg.geo.cache_size
+        self.configured = cfg.resolve(cfg.geo.database) if cfg.geo.database else None
+        self.path = self.configured or bundled_database()
+        self.centroids = load_centroids()
+        self.reader = open_database(self.path)
+        self.query = query_of(self.reader)
+        self.stamp = file_stamp(self.path)
+        self.next_check = 0.0
+        self._new_caches()
+        self._announce()
+
+    def _new_caches(self) -> None:
+        # Keyed by the address text and the number as sent: parsing is what the cache saves.
+        self.ip_place: Callable[[str], Found] = functools.lru_cache(self.cache_size)(self._ip)
+        self.phone_place: Callable[[str], Found] = functools.lru_cache(self.cache_size)(self._phone)
+
+    def _announce(self) -> None:
+        meta = self.reader.metadata()
+        built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).date().isoformat()
+        log.info("geo: using the %s database %s, built %s", meta.database_type, self.path, built)
+        if self.configured is None:
+            log.info("geo: this is the GeoLite2 release bundled with maxminddb-geolite2 (GeoLite2 "
+                     "data created by MaxMind, CC BY-SA 4.0); a current GeoLite2 or GeoIP2 City "
+                     "database (geo.database) gives better positions")
+
+    # --- the handler ------------------------------------------------------------------
 
     def on_attribute(self, obs: AttributeObs, ctx: Context) -> None:
-        return None
+        """Place an IP or phone attribute and emit the GEO_* writes and the map message."""
+        atype = obs.type
+        if atype not in GEO_TYPES:  # nearly every attribute: leave at once
+            return
+        if ctx.now >= self.next_check:
+            self._check_file(ctx.now)
+        value = obs.value
+        if not value:
+            ctx.skip("geo_no_value")
+            return
+        if atype in PHONE_TYPES:
+            found = self.phone_place(value)
+        else:
+            found = self.ip_place(ip_part(atype, value))
+        if isinstance(found, str):
+            ctx.skip(found)
+            return
+        self.emit(found, obs.category, value, ctx)
+
+    def emit(self, place: Place, categ: str, value: str, ctx: Context) -> None:
+        """The four effects of semantics §4, members serialised like json.dumps would."""
+        batch = ctx.batch
+        item = f'"categ": {_enc(categ)}, "value": {_enc(value)}'
+        batch.zincrby(keys.geo_coord(ctx.day), place.coord)
+        batch.zincrby(keys.geo_country(ctx.day), place.iso)
+        batch.geoadd(keys.geo_rad(ctx.day), place.lon, place.lat, f"{{{item}}}")
+        batch.publish(self.channel, f'{{"coord": {place.coord}, {item}, {place.tail}}}')
+
+    # --- lookups (cached) ---------------------------------------------------------------
+
+    def _ip(self, text: str) -> Found:
+        addr = parse_ip(text)
+        if addr is None:
+            return "geo_bad_ip"
+        reason = non_public(addr)
+        if reason is not None:
+            return reason
+        try:
+            record = self.query(str(addr))
+        except geoip2.errors.AddressNotFoundError:
+            return "geo_not_found"
+        except (ValueError, maxminddb.InvalidDatabaseError):  # v6 in a v4 file, a corrupt node
+            return "geo_db_error"
+        return self._place_of(record)
+
+    def _place_of(self, record: geoip2.models.Country) -> Found:
+        country = record.country if record.country.iso_code else record.registered_country
+        iso = (country.iso_code or "").upper()
+        if not iso:
+            return "geo_no_country"
+        centroid = self.centroids.get(iso)
+        name = country.names.get("en") or (centroid.name if centroid else iso)
+        lat = lon = None
+        subdivision = city = ""
+        if isinstance(record, geoip2.models.City):
+            # The record's own location (a city's, or MaxMind's point for a country-level record).
+            lat, lon = record.location.latitude, record.location.longitude
+            subdivision = record.subdivisions.most_specific.name or ""
+            city = record.city.name or ""
+        if lat is None or lon is None:
+            if centroid is None:
+                return "geo_no_centroid"
+            lat, lon = centroid.lat, centroid.lon
+        return placed(lat, lon, iso, name, subdivision, city)
+
+    def _phone(self, text: str) -> Found:
+        try:
+            number = phonenumbers.parse(text, None)
+        except phonenumbers.NumberParseException:
+            return "geo_bad_phone"
+        if not (phonenumbers.is_valid_number(number) or phonenumbers.is_possible_number(number)):
+            return "geo_bad_phone"
+        region = phonenumbers.region_code_for_number(number)
+        if region is None or region in ("ZZ", "001"):  # unknown, or non-geographic (+800, +882)
+            return "geo_phone_no_region"
+        centroid = self.centroids.get(region)
+        if centroid is None:
+            return "geo_no_centroid"
+        return placed(centroid.lat, centroid.lon, region, centroid.name)
+
+    # --- reloading ----------------------------------------------------------------------
+
+    def _check_file(self, now: float) -> None:
+        self.next_check = now + self.CHECK_FILE_SECONDS
+        stamp = file_stamp(self.path)
+        if stamp is not None and stamp != self.stamp:
+            log.info("geo: %s changed on disk; reloading it", self.path)
+            self.reload()
 
     def reload(self) -> None:
-        """Reopen the GeoIP database (SIGHUP)."""
-        return None
+        """Reopen the GeoIP database (SIGHUP, or the file was replaced) and empty the caches.
+
+        A database that cannot be opened is logged and the one already open is kept.
+        """
+        stamp = file_stamp(self.path)
+        try:
+            reader = open_database(self.path)
+        except ConfigError as exc:
+            self.stamp = stamp  # do not retry the same broken file every minute
+            log.error("geo: reload failed, keeping the database already open: %s", exc)
+            return
+        old, self.reader, self.query, self.stamp = self.reader, reader, query_of(reader), stamp
+        self._new_caches()
+        old.close()
+        self._announce()
