@@ -7,6 +7,7 @@
     python zmq_subscriber.py record --url tcp://misp:50000 --out feed.jsonl
     python zmq_subscriber.py replay feed.jsonl [--publish tcp://127.0.0.1:50000 --rate 500]
     python zmq_subscriber.py demo                               sample feed into a private Redis
+    python zmq_subscriber.py --config PATH admin give-badge ORG N   (see helpers/admin.py)
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="publish the bundled sample feed into the daemon, "
                           "against a private Redis, and summarise what landed")
     demo.add_argument("--capture", help="capture to publish (default: the bundled sample)")
+
+    from helpers.admin import add_parser as add_admin_parser
+
+    add_admin_parser(sub)
     return p
 
 
@@ -82,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
                    username=args.username, password=args.password)
         logging.getLogger("record").info("recorded %d frames to %s", n, args.out)
         return 0
+    if args.command == "admin":
+        from helpers.admin import run_admin
+
+        return run_admin(cfg, args)
     if args.command == "replay":
         from helpers.capture import publish
         from helpers.daemon import replay_capture

@@ -166,6 +166,13 @@ def _build(cls: type, data: Any, path: str) -> Any:
     return cls(**kwargs)
 
 
+def build_dataclass(cls: type, data: Any, path: str = "") -> Any:
+    """``data`` (a mapping from YAML) as the frozen dataclass ``cls``, validated like the
+    main configuration: unknown keys and wrong types raise :class:`ConfigError` naming
+    their dotted path under ``path``."""
+    return _build(cls, data, path)
+
+
 def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
@@ -182,6 +189,10 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list) or not value:
             raise ConfigError(f"{path}: expected a non-empty list")
         return tuple(_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:  # a mapping with str keys: {name: value}
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _convert(args[1], v, _join(path, str(k))) for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, path)  # type: ignore[arg-type]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
@@ -255,6 +266,9 @@ def _check_files(cfg: Config) -> None:
     ranking = cfg.resolve(cfg.ranking)
     if not ranking.is_file():
         raise ConfigError(f"ranking: cannot read {ranking}")
+    from helpers.ranking import load_ranking  # imports this module: load it late
+
+    load_ranking(ranking)  # validated now, so --check-config reports its errors
 
 
 def _check_geo_database(db: Path) -> None:

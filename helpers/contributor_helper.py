@@ -1,33 +1,266 @@
 """Contributions, ranks, badges, trophies and awards (semantics §5).
 
-Not implemented yet (issue #4): the feature is wired into the loop but writes nothing.
+Each contribution (attribute, event, sighting, discussion post) emits two kinds of
+operations into the batch:
+
+- pure writes that coalesce (``CONTRIB_DAY``, ``CONTRIB_CATEG``, ``CONTRIB_ALL_ORG``,
+  ``CONTRIB_LAST``) and the last-contributor publication;
+- one call of the ``contrib`` Lua procedure for everything that reads before it
+  writes: the organisation's total, the week/month windows, the requirements, the
+  trophy rank before and after, and the awards.  It runs inside the batch script,
+  so it is atomic against any other writer and costs no round trip.
+
+Attribute contributions of one organisation with the same receive time (the
+attributes of one published event) are merged into one call per category with a
+count; see ``doc/contributions.md`` for why that is exactly equivalent.
 """
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from helpers import keys
+from helpers.batch import Batch
 from helpers.config import Config
 from helpers.context import Context, Handler
 from helpers.observations import AttributeObs, EventObs, PostObs, SightingObs
+from helpers.ranking import (
+    ATTRIBUTE,
+    DAY,
+    DISCUSSION,
+    EVENT,
+    RULES,
+    SIGHTING,
+    Ranking,
+    load_ranking,
+    normalise_category,
+)
+
+LAST_TTL = 7 * DAY  # CONTRIB_LAST:date and CONTRIB_LAST_AWARDS:date
+PROC = "contrib"
+_COUNT = 6  # index of the count in the call list ["pc", PROC, kind, org, org_json, points, n ...]
+
+# The procedure.  op: 'pc', 'contrib', then
+#  3 kind  4 org  5 org as JSON  6 points  7 count  8 now (epoch, text)  9 instance as JSON
+#  10 awards key  11 awards channel  12 points key  13 week key or ''  14 week window (s)
+#  15 month key or ''  16 month window (s)  17 trophy key or ''  18 category as JSON
+#  19... requirement quintuples: number, key, points needed, TTL (s), counter condition
+# Counter conditions: 0 none, 1 month >= 1, 2 week >= 1, 3 week > heavilyCount.
+_PROC_TEMPLATE = r"""
+  local org, orgj, n, now = op[4], op[5], op[7], op[8]
+  local function award(what)
+    local m = '{"org": ' .. orgj .. ', "award": ' .. what .. ', "epoch": ' .. now .. '}'
+    call('ZADD', op[10], now, m)
+    call('EXPIRE', op[10], @AWARD_TTL@)
+    local log = (m:gsub('\\', '\\\\'):gsub('"', '\\"'))
+    call('PUBLISH', op[11], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
+         .. op[9] .. '}')
+  end
+  local total = call('INCRBY', op[12], op[6] * n)
+  if not total then return end
+  local week, month = 0, 0
+  if op[13] ~= '' then
+    week = call('INCRBY', op[13], n) or 0
+    if week == n then call('EXPIRE', op[13], op[14]) end  -- the window opens, never extends
+  end
+  if op[15] ~= '' then
+    month = call('INCRBY', op[15], n) or 0
+    if month == n then call('EXPIRE', op[15], op[16]) end
+  end
+  for j = 19, #op, 5 do
+    local c = op[j + 4]
+    if total >= op[j + 2] and (c == 0 or (c == 1 and month >= 1) or (c == 2 and week >= 1)
+                               or (c == 3 and week > @HEAVY@)) then
+      if call('SET', op[j + 1], 1, 'EX', op[j + 3], 'NX') then
+        award('["contribution_status", ' .. op[j] .. ']')
+      else
+        call('EXPIRE', op[j + 1], op[j + 3])  -- held already: its TTL restarts
+      end
+    end
+  end
+  local tkey = op[17]
+  if tkey == '' then return end
+  local function trank(pos, card)
+    if not pos then return 0 end
+    if pos == 0 then return @TOP@ end
+    local cum = {@CUM@}
+    for j = 1, #cum do
+      if pos * 100 <= cum[j] * card then return @TOP@ - j end
+    end
+    return @TOP@ - #cum
+  end
+  local s0 = call('ZSCORE', tkey, org)
+  local card, r0
+  if s0 then
+    s0 = tonumber(s0); card = call('ZCARD', tkey); r0 = trank(call('ZREVRANK', tkey, org), card)
+  else
+    s0 = 0; r0 = 0; card = (call('ZCARD', tkey) or 0) + 1
+  end
+  if r0 == @TOP@ then call('ZINCRBY', tkey, n, org); return end
+  -- The rank after step k of n (score s0 + k) never decreases with k: probe the ends and
+  -- bisect only where two known ranks differ by 2 or more, to find every rank reached.
+  local function at(k)
+    call('ZADD', tkey, s0 + k, org)
+    return trank(call('ZREVRANK', tkey, org), card)
+  end
+  local rn = at(n)
+  if rn <= r0 then return end
+  local hit = {}
+  local r1 = rn
+  if n > 1 then r1 = at(1) end
+  hit[r1] = true; hit[rn] = true
+  local function fill(lo, rlo, hi, rhi)
+    if rhi - rlo < 2 or hi - lo < 2 then return end
+    local mid = math.floor((lo + hi) / 2)
+    local rm = at(mid)
+    hit[rm] = true
+    fill(lo, rlo, mid, rm); fill(mid, rm, hi, rhi)
+  end
+  fill(1, r1, n, rn)
+  if n > 1 then call('ZADD', tkey, s0 + n, org) end
+  for r = r0 + 1, rn do
+    if hit[r] then award('["trophy", [' .. op[18] .. ', ' .. r .. ']]') end
+  end
+"""
+
+
+def build_proc(ranking: Ranking) -> str:
+    """The ``contrib`` procedure with the ranking's constants written in."""
+    return (_PROC_TEMPLATE.replace("@AWARD_TTL@", str(LAST_TTL))
+            .replace("@HEAVY@", str(ranking.requirements.heavily_count))
+            .replace("@TOP@", str(ranking.trophy_top))
+            .replace("@CUM@", ", ".join(map(str, ranking.trophy_cumulative))))
+
+
+def as_json(value: Any) -> str:
+    """Deterministic JSON (semantics §1): Python's separators, non-ASCII kept."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 class Contributions:
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, ranking: Ranking | None = None) -> None:
+        self.ranking = ranking if ranking is not None else load_ranking(cfg.resolve(cfg.ranking))
+        self.channels = cfg.channels
         self.handlers: dict[type, Handler] = {
             AttributeObs: self.on_attribute,
             EventObs: self.on_event,
             SightingObs: self.on_sighting,
             PostObs: self.on_post,
         }
-        self.procs: dict[str, str] = {}
+        self.procs: dict[str, str] = {PROC: build_proc(self.ranking)}
+        # Per (kind, flag): the rules that can apply, as (number, points needed, TTL, counter).
+        self._rules: dict[tuple[str, bool], list[tuple[int, int, int, int]]] = {}
+        for kind in (ATTRIBUTE, EVENT, SIGHTING, DISCUSSION):
+            for flag in (False, True):
+                self._rules[(kind, flag)] = [
+                    (r.req, self.ranking.requirements.points[r.req - 1], self.ranking.ttl(r),
+                     r.counter)
+                    for r in RULES if r.kind == kind and (flag or not r.needs_flag)]
+        # The current run of mergeable attribute contributions (see module doc).
+        self.merge = True  # False: one call per contribution (the tests compare both)
+        self._run_batch: Batch | None = None
+        self._run_key: tuple[str, float] | None = None
+        self._run_calls: dict[str, tuple[list[Any], str]] = {}
+
+    # --- handlers -------------------------------------------------------------------
 
     def on_attribute(self, obs: AttributeObs, ctx: Context) -> None:
-        return None
+        if obs.source == "sighting":
+            return  # the sighting itself is the contribution (on_sighting)
+        if obs.org is None:
+            ctx.skip("contrib_without_org")
+            return
+        categ = normalise_category(obs.category)
+        points = self.ranking.category_points(categ)
+        self._writes(ctx, obs.org, points, categ)
+        key = (obs.org, ctx.now)
+        if self._run_batch is not ctx.batch or self._run_key != key:
+            self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
+        run = self._run_calls.get(categ)
+        if run is None or not self.merge:
+            message = self._last_contributor(ctx, obs.org, obs.category, obs.action)
+            call = self._call(ctx, ATTRIBUTE, obs.org, points, categ, False)
+            self._run_calls[categ] = run = (call, message)
+        else:
+            run[0][_COUNT] += 1
+        ctx.batch.publish(self.channels.last_contributor, run[1])
 
     def on_event(self, obs: EventObs, ctx: Context) -> None:
-        return None
+        if obs.org is None:
+            ctx.skip("contrib_without_org")
+            return
+        self._run_key = None
+        points = self.ranking.points.event
+        self._writes(ctx, obs.org, points, None)
+        self._call(ctx, EVENT, obs.org, points, None, bool(obs.tags))
 
     def on_sighting(self, obs: SightingObs, ctx: Context) -> None:
-        return None
+        if obs.org_is_fallback:
+            ctx.skip("sighting_org_fallback")  # credited to the event creator (semantics §2)
+        if obs.org is None:
+            ctx.skip("contrib_without_org")
+            return
+        self._run_key = None
+        categ = normalise_category(obs.category) if obs.category is not None else None
+        base = self.ranking.category_points(categ) if categ else self.ranking.points.default
+        points = base * self.ranking.points.sighting_multiplier
+        self._writes(ctx, obs.org, points, "sighting")
+        recent = (obs.date_sighting is not None and
+                  ctx.now - obs.date_sighting <= self.ranking.requirements.recent_days * DAY)
+        self._call(ctx, SIGHTING, obs.org, points, categ, recent)
+        ctx.batch.publish(self.channels.last_contributor,
+                          self._last_contributor(ctx, obs.org, obs.category, "add"))
 
     def on_post(self, obs: PostObs, ctx: Context) -> None:
-        return None
+        if obs.org is None:
+            ctx.skip("contrib_without_org")
+            return
+        self._run_key = None
+        points = self.ranking.points.discussion
+        self._writes(ctx, obs.org, points, "discussion")
+        self._call(ctx, DISCUSSION, obs.org, points, None, False)
+
+    # --- operations -----------------------------------------------------------------
+
+    def _writes(self, ctx: Context, org: str, points: int, categ_member: str | None) -> None:
+        """The writes that need no read: they coalesce in the batch."""
+        b = ctx.batch
+        b.zincrby(keys.contrib_day(ctx.day), org, points)
+        if categ_member:
+            b.zincrby(keys.contrib_categ(ctx.day, categ_member), org, 1)
+        elif categ_member is not None:
+            ctx.skip("contrib_empty_category")
+        b.sadd(keys.CONTRIB_ALL_ORG, org)
+        last = keys.contrib_last(ctx.day)
+        b.zadd(last, org, int(ctx.now))
+        b.expire(last, LAST_TTL)
+
+    def _call(self, ctx: Context, kind: str, org: str, points: int, trophy: str | None,
+              flag: bool) -> list[Any]:
+        """Invoke the procedure for one contribution; returns its call (for merging)."""
+        rq = self.ranking.requirements
+        week = month = ""
+        if kind == ATTRIBUTE:
+            week = keys.contrib_org(org, keys.ATTR_WEEK_COUNT)
+        elif kind == SIGHTING:
+            week = keys.contrib_org(org, keys.SIGHT_WEEK_COUNT)
+        elif kind == EVENT:
+            week = keys.contrib_org(org, keys.EVENT_WEEK_COUNT)
+            month = keys.contrib_org(org, keys.EVENT_MONTH_COUNT)
+        reqs: list[Any] = []
+        for req, needed, ttl, counter in self._rules[(kind, flag)]:
+            reqs += (req, keys.contrib_req(org, req), needed, ttl, counter)
+        ctx.batch.call(PROC, kind, org, as_json(org), points, 1, str(int(ctx.now)),
+                       as_json(ctx.instance), keys.contrib_last_awards(ctx.day),
+                       self.channels.last_awards, keys.contrib_points(org),
+                       week, rq.week_days * DAY, month, rq.month_days * DAY,
+                       keys.contrib_trophy(trophy) if trophy else "",
+                       as_json(trophy) if trophy else "", *reqs)
+        return ctx.batch.calls[-1]
+
+    def _last_contributor(self, ctx: Context, org: str, categ: str | None,
+                          action: str | None) -> str:
+        """The last-contributor message, shaped as the dashboard's web server reads it."""
+        log = as_json({"org": org, "categ": categ, "action": action, "epoch": int(ctx.now)})
+        return as_json({"name": "CONTRIBUTION", "log": log, "zmqName": ctx.instance})

@@ -48,6 +48,29 @@ def contrib_org(org: str, req: str) -> str:
     return f"CONTRIB_ORG:{org}:{req}"
 
 
+# The week/month counters of ``CONTRIB_ORG:org:<counter>`` (windows in the ranking file).
+ATTR_WEEK_COUNT = "ATTR_WEEK_COUNT"
+PROP_WEEK_COUNT = "PROP_WEEK_COUNT"  # proposals: MISP does not publish them on ZeroMQ
+SIGHT_WEEK_COUNT = "SIGHT_WEEK_COUNT"
+EVENT_WEEK_COUNT = "EVENT_WEEK_COUNT"
+EVENT_MONTH_COUNT = "EVENT_MONTH_COUNT"
+
+
+def contrib_points(org: str) -> str:
+    """``CONTRIB_ORG:org:points``: the organisation's total, never expires."""
+    return contrib_org(org, "points")
+
+
+def contrib_req(org: str, i: int) -> str:
+    """``CONTRIB_ORG:org:CONTRIB_REQ_i``: requirement ``i`` held (with its TTL)."""
+    return contrib_org(org, f"CONTRIB_REQ_{i}")
+
+
+def contrib_badge(org: str, n: int) -> str:
+    """``CONTRIB_ORG:org:BADGE_n``: honour badge ``n``, given by an administrator."""
+    return contrib_org(org, f"BADGE_{n}")
+
+
 def contrib_trophy(categ: str) -> str:
     return f"CONTRIB_TROPHY:{categ}"
 

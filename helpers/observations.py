@@ -36,6 +36,7 @@ class AttributeObs:
     tags: list[dict[str, Any]]
     event: dict[str, Any] | None  # event header, for the live feed
     source: str  # "attribute", "event" or "sighting"
+    action: str | None = None  # the message's action (misp_json has none)
 
 
 @dataclass(slots=True)
@@ -134,7 +135,8 @@ def event_header(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _attribute_obs(
-    attr: dict[str, Any], org: str | None, event: dict[str, Any] | None, source: str
+    attr: dict[str, Any], org: str | None, event: dict[str, Any] | None, source: str,
+    action: str | None = None,
 ) -> AttributeObs | None:
     category = attr.get("category")
     if not isinstance(category, str):
@@ -150,6 +152,7 @@ def _attribute_obs(
         tags=as_dicts(attr.get("Tag")),
         event=event,
         source=source,
+        action=action,
     )
 
 
@@ -196,7 +199,8 @@ def extract_attribute(body: dict[str, Any], state: InstanceState) -> Iterator[Ob
         return
     event = body.get("Event")
     header = event_header(event) if isinstance(event, dict) else None
-    obs = _attribute_obs(attr, nonempty_str(path(event, "Orgc", "name")), header, "attribute")
+    obs = _attribute_obs(attr, nonempty_str(path(event, "Orgc", "name")), header, "attribute",
+                         _action(body))
     if obs:
         yield obs
 

@@ -1,0 +1,296 @@
+"""Contributions: points, category counts, counters, trophies, awards (semantics §5)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from typing import Any
+
+import redis
+
+from helpers.ranking import Points, Ranking
+from tests.contrib_support import (
+    DAY,
+    DAYS,
+    NOW,
+    Harness,
+    attribute,
+    awards,
+    event,
+    organisation,
+    post,
+    published_event,
+    sighting,
+)
+
+WEEK = 7 * DAYS
+
+
+def zset(r: redis.Redis, key: str) -> dict[str, float]:
+    return {m.decode(): s for m, s in r.zrange(key, 0, -1, withscores=True)}
+
+
+def ttl_about(r: redis.Redis, key: str, seconds: int) -> bool:
+    return seconds - 5 <= r.ttl(key) <= seconds
+
+
+# --- points and category counts, per kind ------------------------------------------------
+
+
+def test_attribute_contribution_writes_every_key(r: redis.Redis) -> None:
+    Harness(r).send("misp_json_attribute", attribute("Org A", "Network activity"))
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Org A": 1}
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:network_activity") == {"Org A": 1}
+    assert r.smembers("CONTRIB_ALL_ORG") == {b"Org A"}
+    assert zset(r, f"CONTRIB_LAST:{DAY}") == {"Org A": NOW}
+    assert ttl_about(r, f"CONTRIB_LAST:{DAY}", WEEK)
+    assert r.get("CONTRIB_ORG:Org A:points") == b"1"
+    assert r.ttl("CONTRIB_ORG:Org A:points") == -1
+    assert r.get("CONTRIB_ORG:Org A:ATTR_WEEK_COUNT") == b"1"
+    assert ttl_about(r, "CONTRIB_ORG:Org A:ATTR_WEEK_COUNT", WEEK)
+    assert zset(r, "CONTRIB_TROPHY:network_activity") == {"Org A": 1}
+
+
+def test_category_points_come_from_the_ranking_table(r: redis.Redis) -> None:
+    ranking = Ranking(points=Points(default=3, categories={"network_activity": 5}))
+    h = Harness(r, ranking)
+    h.send("misp_json_attribute", attribute("Org A", "Network activity"))
+    h.send("misp_json_attribute", attribute("Org A", "Other"))
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Org A": 8}
+    assert r.get("CONTRIB_ORG:Org A:points") == b"8"
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:network_activity") == {"Org A": 1}  # counts, not points
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:other") == {"Org A": 1}
+
+
+def test_published_event_credits_the_event_and_every_attribute(r: redis.Redis) -> None:
+    ranking = Ranking(points=Points(categories={"payload_delivery": 3}, event=2))
+    body = published_event("Org A", ["Network activity", "Network activity", "Other"],
+                           ["Payload delivery", "Payload delivery"])
+    Harness(r, ranking).send("misp_json", body)
+    # event 2 + network_activity 1 + 1 + other 1 + object attributes 3 + 3
+    assert r.get("CONTRIB_ORG:Org A:points") == b"11"
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Org A": 11}
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:network_activity") == {"Org A": 2}
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:other") == {"Org A": 1}
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:payload_delivery") == {"Org A": 2}
+    assert r.get("CONTRIB_ORG:Org A:ATTR_WEEK_COUNT") == b"5"  # object attributes count
+    assert r.get("CONTRIB_ORG:Org A:EVENT_WEEK_COUNT") == b"1"
+    assert r.get("CONTRIB_ORG:Org A:EVENT_MONTH_COUNT") == b"1"
+    assert ttl_about(r, "CONTRIB_ORG:Org A:EVENT_MONTH_COUNT", 31 * DAYS)
+    assert zset(r, "CONTRIB_TROPHY:payload_delivery") == {"Org A": 2}
+    assert zset(r, "CONTRIB_TROPHY:network_activity") == {"Org A": 2}
+
+
+def test_event_contribution_has_no_category(r: redis.Redis) -> None:
+    Harness(r).send("misp_json_event", event("Org E"))
+    assert r.get("CONTRIB_ORG:Org E:points") == b"1"
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Org E": 1}
+    assert r.keys("CONTRIB_CATEG:*") == []
+    assert r.keys("CONTRIB_TROPHY:*") == []
+    assert ttl_about(r, "CONTRIB_ORG:Org E:EVENT_WEEK_COUNT", WEEK)
+
+
+def test_sighting_credits_the_reporting_org_with_multiplied_points(r: redis.Redis) -> None:
+    ranking = Ranking(points=Points(categories={"payload_delivery": 3}, sighting_multiplier=2))
+    h = Harness(r, ranking)
+    h.send("misp_json_organisation", organisation("5", "Reporter"))
+    h.send("misp_json_sighting", sighting("5", "Creator", "Payload delivery"))
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Reporter": 6}
+    assert r.get("CONTRIB_ORG:Reporter:points") == b"6"
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:sighting") == {"Reporter": 1}
+    assert zset(r, "CONTRIB_TROPHY:payload_delivery") == {"Reporter": 1}
+    assert r.get("CONTRIB_ORG:Reporter:SIGHT_WEEK_COUNT") == b"1"
+    # The sighting's attribute is not an attribute contribution.
+    assert r.get("CONTRIB_ORG:Reporter:ATTR_WEEK_COUNT") is None
+    assert r.keys(f"CONTRIB_CATEG:{DAY}:payload_delivery") == []
+    assert h.stats.reasons["sighting_org_fallback"] == 0
+
+
+def test_sighting_of_an_unknown_reporter_falls_back_to_the_creator(r: redis.Redis) -> None:
+    h = Harness(r)
+    h.send("misp_json_sighting", sighting("99", "Creator", "Other"))
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Creator": 2}
+    assert h.stats.reasons["sighting_org_fallback"] == 1
+
+
+def test_false_positive_counts_and_expiration_does_not(r: redis.Redis) -> None:
+    h = Harness(r)
+    h.send("misp_json_sighting", sighting("99", "Creator", "Other", kind="1"))
+    h.send("misp_json_sighting", sighting("99", "Creator", "Other", kind="2"))
+    assert r.get("CONTRIB_ORG:Creator:points") == b"2"
+
+
+def test_discussion_post(r: redis.Redis) -> None:
+    Harness(r).send("misp_json_conversation", post("Talker"))
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Talker": 1}
+    assert zset(r, f"CONTRIB_CATEG:{DAY}:discussion") == {"Talker": 1}
+    assert r.get("CONTRIB_ORG:Talker:points") == b"1"
+    assert r.keys("CONTRIB_TROPHY:*") == []
+
+
+def test_edits_count_and_deletions_do_not(r: redis.Redis) -> None:
+    h = Harness(r)
+    h.send("misp_json_attribute", attribute("Org A", action="add"))
+    h.send("misp_json_attribute", attribute("Org A", action="edit"))
+    h.send("misp_json_attribute", attribute("Org A", action="delete"))
+    assert r.get("CONTRIB_ORG:Org A:points") == b"2"
+
+
+def test_empty_category_never_makes_an_empty_key(r: redis.Redis) -> None:
+    h = Harness(r)
+    h.send("misp_json_attribute", attribute("Org A", category=""))
+    assert r.get("CONTRIB_ORG:Org A:points") == b"1"
+    assert r.keys("CONTRIB_TROPHY:*") == [] and r.keys("CONTRIB_CATEG:*") == []
+    assert h.stats.reasons["contrib_empty_category"] == 1
+
+
+def test_week_window_opens_at_first_contribution_and_is_not_extended(r: redis.Redis) -> None:
+    h = Harness(r)
+    h.send("misp_json_event", event("Org E"))
+    r.expire("CONTRIB_ORG:Org E:EVENT_WEEK_COUNT", 100)  # the window is nearly over
+    r.expire("CONTRIB_ORG:Org E:EVENT_MONTH_COUNT", 200)
+    h.send("misp_json_event", event("Org E"), now=NOW + 3 * DAYS)
+    assert r.get("CONTRIB_ORG:Org E:EVENT_WEEK_COUNT") == b"2"
+    assert 95 <= r.ttl("CONTRIB_ORG:Org E:EVENT_WEEK_COUNT") <= 100
+    assert 195 <= r.ttl("CONTRIB_ORG:Org E:EVENT_MONTH_COUNT") <= 200
+
+
+def test_last_contributor_is_published_for_attributes_and_sightings(r: redis.Redis) -> None:
+    sub = r.pubsub()
+    sub.subscribe("lastContributor")
+    sub.get_message(timeout=1)
+    h = Harness(r)
+    h.send("misp_json_attribute", attribute("Org A", "Network activity", action="edit"))
+    h.send("misp_json_sighting", sighting("99", "Créateur", "Other"))
+    h.send("misp_json_event", event("Org E"))
+    got = _messages(sub, 2)
+    assert [json.loads(m) for m in got] == [
+        {"name": "CONTRIBUTION", "zmqName": "misp1", "log": json.dumps(
+            {"org": "Org A", "categ": "Network activity", "action": "edit", "epoch": int(NOW)})},
+        {"name": "CONTRIBUTION", "zmqName": "misp1", "log": json.dumps(
+            {"org": "Créateur", "categ": "Other", "action": "add", "epoch": int(NOW)},
+            ensure_ascii=False)},
+    ]
+    assert sub.get_message(timeout=0.2) is None  # events are not published there
+    sub.close()
+
+
+def _messages(sub: Any, n: int, timeout: float = 5.0) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n and time.monotonic() < deadline:
+        msg = sub.get_message(timeout=0.2)
+        if msg and msg["type"] == "message":
+            got.append(msg["data"].decode())
+    return got
+
+
+# --- awards ---------------------------------------------------------------------------
+
+
+def test_awards_are_emitted_once(r: redis.Redis) -> None:
+    sub = r.pubsub()
+    sub.subscribe("lastAwards")
+    sub.get_message(timeout=1)
+    h = Harness(r)
+    for i in range(6):  # points 1..6: requirement 2 (4 points, attributes) from the 4th on
+        h.send("misp_json_attribute", attribute("Orgé A", "Network activity"), now=NOW + i)
+    expected = [
+        {"org": "Orgé A", "award": ["trophy", ["network_activity", 12]], "epoch": int(NOW)},
+        {"org": "Orgé A", "award": ["contribution_status", 2], "epoch": int(NOW) + 3},
+    ]
+    assert awards(r) == expected
+    assert ttl_about(r, f"CONTRIB_LAST_AWARDS:{DAY}", WEEK)
+    # The member is deterministic JSON: Python's separators, non-ASCII kept.
+    members = [m.decode() for m in r.zrange(f"CONTRIB_LAST_AWARDS:{DAY}", 0, -1)]
+    assert members == [json.dumps(a, ensure_ascii=False) for a in expected]
+    published = _messages(sub, 3, timeout=1.0)
+    assert published == [json.dumps({"name": "CONTRIBUTION", "log": m, "zmqName": "misp1"},
+                                    ensure_ascii=False) for m in members]
+    sub.close()
+
+
+def test_trophy_rank_up_awards_each_rank_reached(r: redis.Redis) -> None:
+    # Ten organisations in "other" with 2, 4, ... 20; a newcomer climbs one score at a time.
+    r.zadd("CONTRIB_TROPHY:other", {f"o{i:02d}": 2 * i for i in range(1, 11)})
+    h = Harness(r)
+    # Scores 1..5 among 11: positions 10, 10, 9, 9, 8 -> ranks 1, 1, 2, 2, 3 (mapping
+    # 2,9,9,10.. cumulated 2,11,20,..,80,90,100: 10/11 -> <=100 -> 12-11; 9/11 -> <=90 ...).
+    h.send("misp_json", published_event("Org O", ["Other"] * 5))
+    trophies = [a["award"] for a in awards(r) if a["award"][0] == "trophy"]
+    assert trophies == [["trophy", ["other", 1]], ["trophy", ["other", 2]],
+                        ["trophy", ["other", 3]]]
+    h.send("misp_json_attribute", attribute("Org O", "Other"), now=NOW + 1)  # 6: tie, still 3
+    h.send("misp_json_attribute", attribute("Org O", "Other"), now=NOW + 2)  # 7: position 7
+    assert [a["award"] for a in awards(r)][-1] == ["trophy", ["other", 4]]
+    assert len([a for a in awards(r) if a["award"][0] == "trophy"]) == 4
+
+
+def test_a_rank_jumped_over_in_one_step_is_not_awarded(r: redis.Redis) -> None:
+    # Twenty organisations tied at 5: the newcomer is last until it passes all at once.
+    r.zadd("CONTRIB_TROPHY:other", {f"o{i:02d}": 5 for i in range(20)})
+    Harness(r).send("misp_json", published_event("Org O", ["Other"] * 6))
+    trophies = [a["award"] for a in awards(r) if a["award"][0] == "trophy"]
+    assert sorted(trophies, key=lambda a: a[1][1]) == [
+        ["trophy", ["other", 1]], ["trophy", ["other", 12]]]
+
+
+# --- merging within a batch is exactly equivalent -----------------------------------------
+
+
+def _dump(r: redis.Redis) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw in sorted(r.keys("CONTRIB_*")):
+        key = raw.decode()
+        kind = r.type(key).decode()
+        if kind == "zset":
+            out[key] = r.zrange(key, 0, -1, withscores=True)
+        elif kind == "set":
+            out[key] = sorted(r.smembers(key))
+        else:
+            out[key] = r.get(key)
+        out[key + " has TTL"] = r.ttl(key) > 0
+    return out
+
+
+def _random_feed(rng: random.Random) -> list[tuple[str, dict[str, Any], float]]:
+    orgs = ["A", "B", "C"]
+    categs = ["Other", "Network activity", "Payload delivery"]
+    feed = []
+    for i in range(12):
+        now = NOW + rng.choice([0, 0, i])  # equal receive times invite merging
+        org = rng.choice(orgs)
+        roll = rng.random()
+        if roll < 0.5:
+            attrs = [rng.choice(categs) for _ in range(rng.randint(1, 15))]
+            feed.append(("misp_json", published_event(org, attrs, tags=rng.random() < .5), now))
+        elif roll < 0.8:
+            feed.append(("misp_json_attribute", attribute(org, rng.choice(categs)), now))
+        elif roll < 0.9:
+            feed.append(("misp_json_sighting", sighting("0", org, rng.choice(categs)), now))
+        else:
+            feed.append(("misp_json_event", event(org, tags=True), now))
+    return feed
+
+
+def test_merging_attribute_contributions_is_exactly_equivalent(r: redis.Redis) -> None:
+    for seed in range(12):
+        rng = random.Random(seed)
+        seeded = {f"x{i}": rng.randint(1, 30) for i in range(rng.randint(0, 12))}
+        feed = _random_feed(rng)
+        start = rng.randint(0, 20)
+        dumps = []
+        for merge in (True, False):
+            r.flushall()
+            if seeded:
+                for categ in ("other", "network_activity", "payload_delivery"):
+                    r.zadd(f"CONTRIB_TROPHY:{categ}", seeded)
+            r.set("CONTRIB_ORG:A:points", start)
+            h = Harness(r, Ranking())
+            h.feature.merge = merge
+            for topic, body, now in feed:
+                h.send(topic, body, now, flush=False)
+            h.flush()
+            dumps.append(_dump(r))
+        assert dumps[0] == dumps[1], f"seed {seed}"
