@@ -87,8 +87,12 @@ class UsersConfig:
 class WriterConfig:
     flush_interval_ms: int = 20
     max_batch_messages: int = 2000
+    # Batches Redis has not taken yet wait in memory up to these bounds, then in the
+    # journal (doc/reliability.md).  The default directory suits systemd's StateDirectory.
     backlog_max_batches: int = 2000
+    backlog_max_bytes: int = 64 * 1024 * 1024
     journal_dir: str = "/var/lib/misp-ingest/journal"
+    journal_file_max_bytes: int = 16 * 1024 * 1024
     retry_max_seconds: float = 10.0
 
 
@@ -210,6 +214,7 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
 def _check(cfg: Config) -> None:
     _check_instances(cfg)
     _check_values(cfg)
+    _check_durability(cfg)
     _check_files(cfg)
 
 
@@ -258,6 +263,21 @@ def _check_values(cfg: Config) -> None:
             raise ConfigError(f"metrics.listen: {exc} (e.g. 127.0.0.1:9108)") from None
     if cfg.retention_days < 0:
         raise ConfigError("retention_days: must be 0 (keep forever) or a number of days")
+
+
+def _check_durability(cfg: Config) -> None:
+    """The outage settings (doc/reliability.md)."""
+    for path, value in (
+        ("writer.backlog_max_bytes", cfg.writer.backlog_max_bytes),
+        ("writer.journal_file_max_bytes", cfg.writer.journal_file_max_bytes),
+        ("writer.retry_max_seconds", cfg.writer.retry_max_seconds),
+        ("redis.socket_timeout", cfg.redis.socket_timeout),
+        ("silence_warning_seconds", cfg.silence_warning_seconds),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{path}: must be positive")
+    if not cfg.writer.journal_dir.strip():
+        raise ConfigError("writer.journal_dir: must name a directory")
 
 
 def _check_files(cfg: Config) -> None:

@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -61,7 +61,8 @@ class Daemon:
         procs: dict[str, str] = {}
         for feature in self.features:
             procs.update(feature.procs)
-        self.writer = RedisWriter(cfg.redis, cfg.writer, procs, cfg.retention_days)
+        self.writer = RedisWriter(cfg.redis, cfg.writer, procs, cfg.retention_days,
+                                  journal_dir=cfg.resolve(cfg.writer.journal_dir))
         self.dispatcher = Dispatcher(self.features, DayClock(cfg.timezone), self.instances,
                                      self._seal, max_message_bytes=cfg.max_message_bytes,
                                      dead_letter_max=cfg.dead_letter_max)
@@ -78,6 +79,10 @@ class Daemon:
         self._next_watchdog = 0.0
         self._silence_warned: set[str] = set()
         self.metrics: MetricsServer | None = None
+        # Real (monotonic) time of the last frame per feed: the silence check must not
+        # depend on the clock handed to the features, which a test or a replay may fix.
+        self._last_seen: dict[str, float] = {}
+        self._started = time.monotonic()
 
     # --- set-up ---------------------------------------------------------------------
 
@@ -96,7 +101,7 @@ class Daemon:
         self.writer.start()
         for inst in self.cfg.instances:
             self._connect(inst)
-        now = time.monotonic()
+        now = self._started = time.monotonic()
         self._next_summary = now + self.cfg.summary_interval_seconds
         log.info("started: %d MISP feed(s), Redis writer %s", len(self.sockets),
                  self.writer.writer_id)
@@ -158,6 +163,7 @@ class Daemon:
                 break
             # One buffer, read in place: the frame is never copied into a second one.
             handle(instance, frame.buffer, self.now())
+            self._last_seen[instance] = time.monotonic()
         if self._batch_opened is None and self.dispatcher.batch:
             self._batch_opened = time.monotonic()
         if self.dispatcher.batch.messages >= self.cfg.writer.max_batch_messages:
@@ -192,9 +198,13 @@ class Daemon:
 
     def write_status(self) -> None:
         """Add every instance's status hash to the current batch and seal it."""
-        extra: dict[str, str | int | float] = {"backlog": self.writer.backlog,
-                 "redis_outage": int(self.writer.outage_since is not None),
-                 "writer": self.writer.writer_id, "pid": os.getpid()}
+        w = self.writer
+        extra: dict[str, str | int | float] = {
+            "backlog": w.backlog, "journal_batches": w.journal_batches,
+            "redis_outage": int(w.outage_since is not None),
+            "redis_outage_seconds": int(w.outage_seconds),
+            "redis_outage_seconds_total": int(w.outage_seconds_total + w.outage_seconds),
+            "writer": w.writer_id, "pid": os.getpid()}
         batch = self.dispatcher.batch
         for _, stats in self.instances.values():
             stats.write_status(batch, extra)
@@ -203,27 +213,36 @@ class Daemon:
     def log_summary(self) -> None:
         lines = [stats.summary() for _, stats in self.instances.values()]
         for line in lines:
-            log.info("%s backlog=%d", line, self.writer.backlog)
+            log.info("%s backlog=%d journal=%d", line, self.writer.backlog,
+                     self.writer.journal_batches)
         self.notifier.status("; ".join(lines))  # shown by systemctl status
 
     def _check_silence(self) -> None:
+        """WARNING once when a feed has sent nothing for ``silence_warning_seconds``
+        (disconnected, or connected but silent), INFO when it speaks again."""
         limit = self.cfg.silence_warning_seconds
-        now = self.now()
+        now = time.monotonic()
         for name, (_, stats) in self.instances.items():
-            since = stats.last_message or stats.started
-            if now - since > limit and name not in self._silence_warned:
+            silent = now - self._last_seen.get(name, self._started)
+            if silent > limit and name not in self._silence_warned:
                 self._silence_warned.add(name)
                 log.warning("%s: no message for %.0f s (connected=%d); MISP's keepalive only "
                             "comes when it is idle, so silence means the feed is down",
-                            name, now - since, stats.connected)
-            elif now - since <= limit:
+                            name, silent, stats.connected)
+            elif silent <= limit and name in self._silence_warned:
                 self._silence_warned.discard(name)
+                log.info("%s: messages again", name)
 
     def _on_monitor_event(self, monitor: zmq.Socket[Any], instance: str) -> None:
-        try:
-            event = recv_monitor_message(monitor, zmq.NOBLOCK)
-        except zmq.Again:
-            return
+        """Follow the connection state of a feed from its socket monitor's events."""
+        while True:
+            try:
+                event = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._on_connection_event(instance, event)
+
+    def _on_connection_event(self, instance: str, event: Mapping[str, Any]) -> None:
         stats = self.instances[instance][1]
         kind = event["event"]
         if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
@@ -291,9 +310,13 @@ class Daemon:
         for _, stats in self.instances.values():
             stats.connected = False
         self.write_status()  # seals the current batch together with the final status
-        if not self.writer.drain(SHUTDOWN_DRAIN_SECONDS):
-            log.error("Redis did not take the last %d batch(es) in time; they are lost",
-                      self.writer.backlog)
+        # In an outage, waiting for Redis is pointless: journal at once (the 5 s budget).
+        wait = SHUTDOWN_DRAIN_SECONDS if self.writer.outage_since is None else 0.2
+        if not self.writer.drain(wait):
+            saved = self.writer.spill_all()
+            log.warning("Redis did not take the last batches before the stop; %d batch(es) "
+                        "saved to the journal %s for the next start (%d there in all)", saved,
+                        self.writer.journal.dir, self.writer.journal_batches)
         self.writer.stop()
         if self.metrics is not None:
             self.metrics.stop()

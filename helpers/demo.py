@@ -23,7 +23,7 @@ import zmq
 
 from helpers import keys
 from helpers.capture import CapturedFrame, read_capture
-from helpers.config import Config, InstanceConfig, RedisConfig
+from helpers.config import Config, InstanceConfig, RedisConfig, WriterConfig
 from helpers.daemon import Daemon
 from helpers.redis_server import RedisServer
 from helpers.samples import DEFAULT_PATH
@@ -154,6 +154,7 @@ def _ingest(srv: RedisServer, frames: list[CapturedFrame], path: Path) -> Config
             redis=RedisConfig(url=srv.url),
             instances=tuple(InstanceConfig(name, url=text(s.getsockopt(zmq.LAST_ENDPOINT)))
                             for name, s in socks.items()),
+            writer=WriterConfig(journal_dir=str(Path(srv.dir) / "journal")),  # not /var/lib
             status_interval_seconds=0.2, summary_interval_seconds=3600.0)
         print(f"misp-ingest demo: {len(frames)} frames of {len(instances)} MISP instance(s) "
               f"({', '.join(instances)}) from {path}\ninto a private Redis at {srv.url}; "

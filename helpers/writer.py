@@ -1,15 +1,19 @@
 """The one Redis writer: applies sealed batches, in order, exactly once.
 
-The loop hands each sealed batch (an encoded op list and a sequence number) to
-:meth:`RedisWriter.submit`, which never blocks.  A background thread applies
-the batches in order with the batch script.  The script first compares the
-batch's sequence number with this writer's marker in Redis and sets the marker
-in the same atomic step, so a batch retried after a connection that dropped
-*after* Redis executed it is recognised and not applied twice.
+The loop hands each sealed batch (an encoded op list) to
+:meth:`RedisWriter.submit`, which never waits for Redis.  A background thread
+applies the batches in sequence order with the batch script.  The script
+compares the batch's sequence number with its writer's marker in Redis and
+sets the marker in the same atomic step, so a batch retried after a connection
+that dropped *after* Redis executed it is recognised and not applied twice.
 
-While Redis is unreachable the batches wait in memory (the backlog) and the
-thread retries with capped exponential backoff; the loop keeps draining
-ZeroMQ meanwhile, so MISP's publisher does not drop messages.
+While Redis is unreachable, paused or restarting, the thread retries with
+capped exponential backoff and the batches wait: in memory up to
+``writer.backlog_max_batches`` / ``backlog_max_bytes``, beyond that in the
+journal (:mod:`helpers.journal`), and at shutdown every batch Redis has not
+taken goes to the journal.  The order of application is always: the segment
+being replayed, the other segments oldest first, then memory -- every journaled
+batch is older than every batch still in memory.  See doc/reliability.md.
 """
 
 from __future__ import annotations
@@ -21,33 +25,38 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from helpers.batch import build_script
 from helpers.config import RedisConfig, WriterConfig, redact_url
+from helpers.journal import Journal, JournalError, SealedBatch, Segment
 from helpers.keys import ingest_applied
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class SealedBatch:
-    seq: int
-    payload: bytes
-    messages: int
-    sealed_at: float
+FIRST_RETRY_SECONDS = 0.05
+OUTAGE_REMINDER_SECONDS = 60.0  # a long outage is recalled this often, not at every retry
+SPILL_PAUSE_SECONDS = 10.0  # after a failed journal write, before trying the disk again
 
 
-def make_client(cfg: RedisConfig) -> redis.Redis:
-    """A Redis client for the configured URL, credentials and TLS files."""
+def make_client(cfg: RedisConfig, *, retries: bool = True) -> redis.Redis:
+    """A Redis client for the configured URL, credentials and TLS files.
+
+    ``retries=False``: a command that fails is not silently re-sent by the
+    client library (the writer has its own backoff and outage accounting).
+    """
     kwargs: dict[str, Any] = {
         "socket_timeout": cfg.socket_timeout,
         "socket_connect_timeout": cfg.socket_timeout,
         "health_check_interval": 10,
     }
+    if not retries:
+        kwargs["retry"] = Retry(NoBackoff(), 0)
     if cfg.username:
         kwargs["username"] = cfg.username
     if cfg.password:
@@ -71,20 +80,35 @@ def describe_redis_error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+
 class RedisWriter:
     """Applies sealed batches from a background thread; see the module doc."""
 
     def __init__(self, redis_cfg: RedisConfig, writer_cfg: WriterConfig,
-                 procs: dict[str, str], retention_days: int = 0) -> None:
-        self.client = make_client(redis_cfg)
+                 procs: dict[str, str], retention_days: int = 0, *,
+                 journal_dir: Path | None = None) -> None:
+        self.client = make_client(redis_cfg, retries=False)
         self.script = self.client.register_script(build_script(procs))
         self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.marker = ingest_applied(self.writer_id)
         self.retention = retention_days * 86400
         self.cfg = writer_cfg
         self._redis_url = redact_url(redis_cfg.url)
-        self._pending: deque[SealedBatch] = deque()
+        self.journal = Journal(journal_dir or Path(writer_cfg.journal_dir), self._redis_url,
+                               writer_cfg.journal_file_max_bytes)
+        self._journal_ok = False
         self._cond = threading.Condition()
+        # The queue, oldest first: _current, _replay (rest of the segment _replay_seg),
+        # _segments (on disk), _memory.  All guarded by _cond.
+        self._current: SealedBatch | None = None
+        self._current_in_memory = False  # False: it is also in a segment file
+        self._replay: deque[SealedBatch] = deque()
+        self._replay_seg: Segment | None = None
+        self._segments: list[Segment] = []
+        self._memory: deque[SealedBatch] = deque()
+        self._memory_bytes = 0
+        self._journal_count = 0  # batches in segment files, not yet applied
+        self._spill_paused_until = 0.0
         self._seq = 0
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="redis-writer", daemon=True)
@@ -93,85 +117,219 @@ class RedisWriter:
         self.applied_messages = 0
         self.failed_ops = 0
         self.duplicates_skipped = 0
+        self.journaled_batches = 0  # written to the journal since start
         self.outage_since: float | None = None
         self.outage_seconds_total = 0.0
         self.last_latency = 0.0
+        self._next_reminder = 0.0
+        self._catching_up: tuple[float, int] | None = None  # (since, applied_batches then)
 
     # --- the loop's side --------------------------------------------------------
 
     def start(self) -> None:
+        """Open the journal (a previous run's batches go first), start the thread."""
+        self._open_journal()
         self._thread.start()
 
+    def _open_journal(self) -> None:
+        try:
+            segments = self.journal.open()
+        except JournalError as exc:
+            log.error("%s. Without a journal, batches beyond the in-memory backlog stay in "
+                      "memory while Redis is down, and are lost if the daemon stops before "
+                      "Redis is back; set writer.journal_dir to a writable directory", exc)
+            return
+        self._journal_ok = True
+        self._segments = segments
+        self._journal_count = sum(s.count for s in segments)
+        if segments:
+            log.warning("journal %s holds %d batch(es) left by a previous run; applying them "
+                        "before new ones", self.journal.dir, self._journal_count)
+
     def submit(self, payload: bytes, messages: int) -> int:
-        """Queue an encoded batch; returns its sequence number.  Never blocks."""
+        """Queue an encoded batch; returns its sequence number.  Never waits for Redis
+        (past the memory bound it writes the oldest batches to the journal)."""
         with self._cond:
             self._seq += 1
-            self._pending.append(SealedBatch(self._seq, payload, messages, time.time()))
-            self._cond.notify()
+            self._memory.append(SealedBatch(self.writer_id, self._seq, payload, messages,
+                                            time.time()))
+            self._memory_bytes += len(payload)
+            if (len(self._memory) > self.cfg.backlog_max_batches
+                    or self._memory_bytes > self.cfg.backlog_max_bytes):
+                self._spill_oldest()
+            self._cond.notify_all()  # the thread, not only a drain() waiting
             return self._seq
 
     @property
     def backlog(self) -> int:
-        return len(self._pending)
+        """Batches waiting in memory (including the one being applied, if from memory)."""
+        return len(self._memory) + int(self._current is not None and self._current_in_memory)
+
+    @property
+    def journal_batches(self) -> int:
+        """Batches waiting in the journal (including one being applied from it)."""
+        return self._journal_count
+
+    def _pending(self) -> bool:
+        return bool(self._current or self._replay or self._replay_seg or self._segments
+                    or self._memory)
 
     def drain(self, timeout: float) -> bool:
         """Wait until every submitted batch is applied; False if time ran out."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(min(left, 0.05))
-        return True
+            return self._cond.wait_for(lambda: not self._pending(), timeout)
 
-    def stop(self) -> None:
+    def spill_all(self) -> int:
+        """Stop applying and journal every batch that is only in memory (at shutdown).
+
+        Returns how many were journaled; any that could not be are logged as lost.
+        """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout=2)
+            pending = list(self._memory)
+            if self._current is not None and self._current_in_memory:
+                # Maybe applied already: then the marker makes its replay a no-op.
+                pending.insert(0, self._current)
+            self._memory.clear()
+            self._memory_bytes = 0
+            lost = self._write_segments(pending) if self._journal_ok else pending
+            if lost:
+                log.error("%d batch(es) (%d messages) Redis did not take are lost: %s", len(lost),
+                          sum(b.messages for b in lost),
+                          "the journal is not usable" if not self._journal_ok else
+                          "writing the journal failed")
+            return len(pending) - len(lost)
+
+    def stop(self) -> None:
+        """Stop the thread (a call stuck on Redis is abandoned) and release the journal."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+        self.journal.close()
+
+    # --- the journal (called with _cond held) ---------------------------------------
+
+    def _spill_oldest(self) -> None:
+        """Move the oldest memory batches to the journal, down to half the bounds."""
+        if not self._journal_ok or time.monotonic() < self._spill_paused_until:
+            return
+        taken: list[SealedBatch] = []
+        while self._memory and (len(self._memory) > self.cfg.backlog_max_batches // 2
+                                or self._memory_bytes > self.cfg.backlog_max_bytes // 2):
+            batch = self._memory.popleft()
+            self._memory_bytes -= len(batch.payload)
+            taken.append(batch)
+        unwritten = self._write_segments(taken)
+        if unwritten:  # back where they were, still oldest first
+            self._memory.extendleft(reversed(unwritten))
+            self._memory_bytes += sum(len(b.payload) for b in unwritten)
+            self._spill_paused_until = time.monotonic() + SPILL_PAUSE_SECONDS
+
+    def _write_segments(self, batches: list[SealedBatch]) -> list[SealedBatch]:
+        """Write batches as segments, oldest first; returns those that could not be."""
+        done = 0
+        for run in self.journal.split(batches):
+            try:
+                seg = self.journal.write(run)
+            except OSError as exc:
+                log.error("cannot write to the journal %s (%s); %d batch(es) stay in memory",
+                          self.journal.dir, exc, len(batches) - done)
+                return batches[done:]
+            self._segments.append(seg)
+            self._segments.sort(key=lambda s: s.path.name)
+            self._journal_count += seg.count
+            self.journaled_batches += seg.count
+            done += len(run)
+        return []
 
     # --- the thread ---------------------------------------------------------------
 
     def _run(self) -> None:
-        delay = 0.05
+        while True:
+            batch = self._next()
+            if batch is None or not self._apply_with_retry(batch):
+                return
+            self._done()
+
+    def _next(self) -> SealedBatch | None:
+        """The oldest batch not yet applied (loading a segment if needed); None: stop."""
         while True:
             with self._cond:
-                while not self._pending and not self._stopping:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                batch = self._pending[0]
+                self._cond.wait_for(lambda: self._stopping or self._pending())
+                if self._stopping:
+                    return None
+                if self._replay:
+                    return self._take(self._replay.popleft(), in_memory=False)
+                if not self._segments:
+                    batch = self._memory.popleft()
+                    self._memory_bytes -= len(batch.payload)
+                    return self._take(batch, in_memory=True)
+                seg = self._replay_seg = self._segments.pop(0)
+            try:  # outside the lock: the loop may spill meanwhile
+                batches = self.journal.read(seg)
+            except JournalError as exc:
+                log.error("%s; moved aside as .corrupt, its %d batch(es) are not applied",
+                          exc, seg.count)
+                self.journal.quarantine(seg)
+                batches = []
+            with self._cond:
+                self._replay.extend(batches)
+                self._journal_count -= seg.count - len(batches)
+                if not batches:
+                    self._replay_seg = None
+
+    def _take(self, batch: SealedBatch, *, in_memory: bool) -> SealedBatch:
+        self._current, self._current_in_memory = batch, in_memory
+        return batch
+
+    def _done(self) -> None:
+        """The current batch is applied: forget it, and its segment once fully applied."""
+        with self._cond:
+            if not self._current_in_memory:
+                self._journal_count -= 1
+                if not self._replay and self._replay_seg is not None:
+                    try:
+                        self.journal.remove(self._replay_seg)
+                    except OSError as exc:  # replaying it again later is harmless
+                        log.warning("cannot remove journal segment %s: %s",
+                                    self._replay_seg.path, exc)
+                    self._replay_seg = None
+            self._current = None
+            if self._catching_up is not None and not self._pending():
+                since, before = self._catching_up
+                self._catching_up = None
+                log.info("caught up after the Redis outage: %d batch(es) applied in %.1f s",
+                         self.applied_batches - before, time.monotonic() - since)
+            self._cond.notify_all()
+
+    def _apply_with_retry(self, batch: SealedBatch) -> bool:
+        """Apply, retrying with capped exponential backoff; False if stopped first."""
+        delay = FIRST_RETRY_SECONDS
+        while True:
             try:
                 self._apply(batch)
-            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                return True
+            except (redis.RedisError, OSError) as exc:
+                # A connectivity problem, or Redis refusing for now (BUSY, OOM, LOADING,
+                # ACL): retry either way, since dropping the batch would lose data.
                 self._on_failure(exc, delay)
-                if self._sleep(delay):
-                    return
-                delay = min(delay * 2, self.cfg.retry_max_seconds)
-                continue
-            except redis.RedisError as exc:
-                # Not a connectivity problem (a BUSY script, OOM, ACL refusal): retry too,
-                # since dropping the batch would lose data; the log says why.
-                self._on_failure(exc, delay)
-                if self._sleep(delay):
-                    return
-                delay = min(delay * 2, self.cfg.retry_max_seconds)
-                continue
-            delay = 0.05
-            with self._cond:
-                self._pending.popleft()
-                self._cond.notify_all()
+            if self._sleep(delay):
+                return False
+            delay = min(delay * 2, self.cfg.retry_max_seconds)
 
     def _apply(self, batch: SealedBatch) -> None:
         started = time.monotonic()
-        result = self.script(keys=[self.marker], args=[batch.seq, batch.payload, self.retention])
+        marker = self.marker if batch.writer == self.writer_id else ingest_applied(batch.writer)
+        result = self.script(keys=[marker], args=[batch.seq, batch.payload, self.retention])
         self.last_latency = time.monotonic() - started
         applied, failed = int(result[0]), int(result[1])
         if applied < 0:
             self.duplicates_skipped += 1
-            log.info("batch %d was already applied before the connection dropped; not re-applied",
-                     batch.seq)
+            log.info("batch %d of writer %s was applied before the connection dropped; "
+                     "not applied again", batch.seq, batch.writer)
         self.applied_batches += 1
         self.applied_messages += batch.messages
         if failed:
@@ -179,23 +337,45 @@ class RedisWriter:
             log.warning("%d Redis operations of batch %d failed (wrong key type?)",
                         failed, batch.seq)
         if self.outage_since is not None:
-            down = time.time() - self.outage_since
-            self.outage_seconds_total += down
-            log.warning("Redis at %s is back after %.1f s; replaying %d pending batches",
-                        self._redis_url, down, len(self._pending))
-            self.outage_since = None
+            self._on_recovery()
+
+    def _on_recovery(self) -> None:
+        assert self.outage_since is not None
+        down = time.time() - self.outage_since
+        self.outage_seconds_total += down
+        self.outage_since = None
+        self._catching_up = (time.monotonic(), self.applied_batches - 1)
+        # The counts still include the batch just applied: it was held too.
+        log.warning("Redis at %s is back after %.1f s; replaying %d batch(es) held meanwhile "
+                    "(%d from the journal)", self._redis_url, down,
+                    self.backlog + self.journal_batches, self.journal_batches)
 
     def _on_failure(self, exc: Exception, delay: float) -> None:
+        now = time.monotonic()
         if self.outage_since is None:
             self.outage_since = time.time()
-            log.warning("Redis at %s unreachable (%s); holding batches in memory and retrying",
-                        self._redis_url, describe_redis_error(exc))
+            self._next_reminder = now + OUTAGE_REMINDER_SECONDS
+            log.warning("Redis at %s unreachable (%s); holding batches (in memory up to %d, "
+                        "then in the journal) and retrying", self._redis_url,
+                        describe_redis_error(exc), self.cfg.backlog_max_batches)
+        elif now >= self._next_reminder:
+            self._next_reminder = now + OUTAGE_REMINDER_SECONDS
+            log.warning("Redis at %s still unreachable after %.0f s (%s); %d batch(es) in "
+                        "memory, %d in the journal", self._redis_url,
+                        time.time() - self.outage_since, describe_redis_error(exc),
+                        self.backlog, self.journal_batches)
         else:
-            log.debug("Redis still unreachable (%s); retry in %.2f s", describe_redis_error(exc),
-                      delay)
+            log.debug("Redis still unreachable (%s); retry in %.2f s",
+                      describe_redis_error(exc), delay)
 
     def _sleep(self, seconds: float) -> bool:
         """Sleep, unless stopping; True if the writer should give up now."""
         with self._cond:
             self._cond.wait_for(lambda: self._stopping, timeout=seconds)
             return self._stopping
+
+    @property
+    def outage_seconds(self) -> float:
+        """How long the current outage has lasted (0 when Redis is reachable)."""
+        since = self.outage_since
+        return time.time() - since if since is not None else 0.0

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,7 @@ def base_config(redis_url: str, pub_url: str, **extra: Any) -> dict[str, Any]:
         "instances": [{"name": "misp1", "url": pub_url}],
         "timezone": "UTC",
         "logging": {"level": "info"},
+        "writer": {"journal_dir": tempfile.mkdtemp(prefix="mi-journal-")},  # not /var/lib
     }
     cfg.update(extra)
     return cfg

@@ -3,6 +3,7 @@ way into the test Redis through the daemon's writer (integration)."""
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from helpers.config import (
     LiveConfig,
     RedisConfig,
     UsersConfig,
+    WriterConfig,
 )
 from helpers.daemon import Daemon
 from helpers.live_helper import Live
@@ -68,7 +70,8 @@ class Ingest:
         self.cfg = Config(redis=RedisConfig(url=redis_url),
                           instances=tuple(InstanceConfig(n) for n in instances), timezone=tz,
                           users=UsersConfig(login_source=login_source),
-                          live=LiveConfig(max_cache_history=max_cache_history))
+                          live=LiveConfig(max_cache_history=max_cache_history),
+                          writer=WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")))
         self.daemon = Daemon(self.cfg)
         self.daemon._load_state()
         self.daemon.writer.start()
