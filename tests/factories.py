@@ -124,11 +124,12 @@ def audit_login_msg(org: str = "CERT-Example", action: str = "login") -> dict[st
             "action": "log"}
 
 
-def user_msg(org: str = "CERT-Example", action: str = "login") -> dict[str, Any]:
+def user_msg(org: str = "CERT-Example", action: str = "login", org_id: str = "4"
+             ) -> dict[str, Any]:
     return {"User": {"id": "7", "email": "analyst@cert.example.org", "last_login": "1728800000",
-                     "org_id": "4", "termsaccepted": True, "autoalert": False,
+                     "org_id": org_id, "termsaccepted": True, "autoalert": False,
                      "disabled": False},
-            "Organisation": {"id": "4", "name": org, "uuid": ORGC["uuid"], "local": True},
+            "Organisation": {"id": org_id, "name": org, "uuid": ORGC["uuid"], "local": True},
             "action": action}
 
 
