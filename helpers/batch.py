@@ -154,9 +154,11 @@ class Batch:
         return orjson.dumps(ops)
 
     def _per_day_keys(self) -> set[str]:
+        """Per-day keys written by this batch, except those a feature gives their own TTL."""
         keys = {k for k, _ in self.zincr} | set(self.incr) | set(self.sets)
-        keys |= {k for k, _ in self.zadds} | set(self.geo)
-        return {k for k in keys if k.startswith(PER_DAY_PREFIXES) and k not in self.expires}
+        keys |= {k for k, _ in self.zadds} | set(self.geo) | set(self.hashes) | set(self.lists)
+        own_ttl = self.expires.keys() | self.expires_nx.keys()
+        return {k for k in keys if k.startswith(PER_DAY_PREFIXES) and k not in own_ttl}
 
 
 # The batch script.  KEYS[1] is the writer's exactly-once marker; ARGV is the

@@ -204,7 +204,8 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)  # channel "1" written as 1
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__} {value!r}")
+        shown = "" if path.endswith("password") else f" {value!r}"  # never echo a secret
+        raise ConfigError(f"{path}: expected {hint.__name__}, got {type(value).__name__}{shown}")
     return value
 
 
@@ -307,6 +308,13 @@ def _has_secrets(cfg: Config) -> bool:
     return any(i.password for i in cfg.instances)
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, without the snippet of the offending line (it may hold a password)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"not valid YAML{where}: {getattr(exc, 'problem', None) or 'syntax error'}"
+
+
 def load_config(path: str | Path | None, *, check_permissions: bool = True) -> Config:
     """Read, validate and return the configuration at ``path`` (None: all defaults)."""
     if path is None:
@@ -321,7 +329,7 @@ def load_config(path: str | Path | None, *, check_permissions: bool = True) -> C
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{p}: {_yaml_problem(exc)}") from None
     cfg = _build(Config, data, "")
     _check(cfg)
     if check_permissions and _has_secrets(cfg) and p.stat().st_mode & stat.S_IROTH:

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 import zmq
 
+from helpers.daemon import Daemon
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,6 +31,16 @@ def wait_for(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condit
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.02)
+
+
+def run_until(daemon: Daemon, cond: Callable[[], Any], timeout: float = 10.0,
+              what: str = "condition") -> None:
+    """Step an in-process daemon until ``cond()`` holds."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        daemon.step(timeout_ms=20)
 
 
 def base_config(redis_url: str, pub_url: str, **extra: Any) -> dict[str, Any]:
@@ -118,6 +130,9 @@ class Publisher:
 
     def send(self, topic: str, body: bytes) -> None:
         self.sock.send(topic.encode() + b" " + body)
+
+    def send_frame(self, frame: bytes) -> None:
+        self.sock.send(frame, copy=False)
 
     def close(self) -> None:
         self.sock.close(linger=0)
