@@ -126,10 +126,12 @@ class Daemon:
         log.info("%s: subscribing to %s%s", inst.name, inst.url,
                  " with PLAIN credentials" if inst.username else "")
 
-    def _load_state(self) -> None:
-        """The organisation directory and thread titles survive restarts in Redis."""
+    def _load_state(self, names: list[str] | None = None) -> None:
+        """The organisation directory and thread titles survive restarts in Redis
+        (``names``: only these instances; default: all)."""
         try:
-            for name, (state, _) in self.instances.items():
+            for name in names if names is not None else list(self.instances):
+                state = self.instances[name][0]
                 client = self.writer.client
                 for org_id, org in client.hgetall(keys.ingest_orgs(name)).items():
                     state.orgs[text(org_id)] = text(org)
@@ -360,6 +362,7 @@ def replay_capture(cfg: Config, path: str, *, progress: bool = True,
             daemon.instances[item.instance] = (
                 InstanceState(item.instance, login_source=cfg.users.login_source),
                 InstanceStats(item.instance))
+            daemon._load_state([item.instance])  # what an earlier replay learnt of it
         daemon.dispatcher.handle(item.instance, item.frame, item.received)
         if daemon.dispatcher.batch.messages >= batch_messages:
             daemon._seal(daemon.dispatcher.take_batch())
@@ -371,4 +374,5 @@ def replay_capture(cfg: Config, path: str, *, progress: bool = True,
     if not daemon.writer.drain(300):
         log.error("Redis did not take the replayed batches in time")
     daemon.writer.stop()
+    daemon.zmq.destroy(linger=0)  # no sockets, but the context has an I/O thread
     return {name: stats for name, (_, stats) in daemon.instances.items()}
