@@ -36,12 +36,16 @@ class WriterFigures(Protocol):
     @property
     def backlog(self) -> int: ...
 
+    @property
+    def journal_batches(self) -> int: ...
+
     last_latency: float
     outage_since: float | None
     outage_seconds_total: float
     applied_batches: int
     applied_messages: int
     failed_ops: int
+    journaled_batches: int
 
 
 def _escape(value: str) -> str:
@@ -114,7 +118,13 @@ def _writer_metrics(x: _Exposition, w: WriterFigures, now: float) -> None:
     since = w.outage_since
     current = now - since if since is not None else 0.0
     x.metric("misp_ingest_backlog_batches", "gauge",
-             "Sealed batches waiting for Redis.", [({}, w.backlog)])
+             "Sealed batches waiting for Redis in memory.", [({}, w.backlog)])
+    x.metric("misp_ingest_journal_batches", "gauge",
+             "Sealed batches waiting for Redis in the journal on disk.",
+             [({}, w.journal_batches)])
+    x.metric("misp_ingest_journaled_batches_total", "counter",
+             "Batches written to the journal since start (Redis down or slow).",
+             [({}, w.journaled_batches)])
     x.metric("misp_ingest_redis_latency_seconds", "gauge",
              "Round trip of the last batch applied to Redis.", [({}, w.last_latency)])
     x.metric("misp_ingest_redis_outage", "gauge", "1 while Redis is unreachable.",

@@ -119,6 +119,9 @@ def test_sighup_reopens_the_log_file_after_it_was_moved(
     assert "started:" in old_lines and "started:" not in new_lines
     assert "SIGHUP" not in old_lines
     assert "stopping: no longer receiving" in new_lines  # later lines keep going to it
+    # The GeoIP database was really reopened by this SIGHUP (it announces itself).
+    assert "geo: using the GeoLite2-City database" in old_lines
+    assert "geo: using the GeoLite2-City database" in new_lines
 
 
 def test_sighup_reloads_the_geoip_database(redis_server: RedisServer) -> None:

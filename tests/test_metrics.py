@@ -93,6 +93,7 @@ def test_scrape_counts_per_instance_and_topic(r: redis.Redis,
     assert m[("misp_ingest_reasons_total", 'instance="misp1",reason="no_topic"')] == 1
     assert m[("misp_ingest_connected", 'instance="misp1"')] == 1
     assert m[("misp_ingest_backlog_batches", "")] == 0
+    assert m[("misp_ingest_journal_batches", "")] == 0
     assert m[("misp_ingest_redis_outage", "")] == 0
     assert m[("misp_ingest_redis_outage_seconds_total", "")] == 0
     assert m[("misp_ingest_redis_messages_total", "")] == 9  # 7 sightings + 2 dead letters
@@ -119,6 +120,8 @@ class Figures:
     """The writer's figures at one instant (what the exposition reads)."""
 
     backlog: int = 0
+    journal_batches: int = 0
+    journaled_batches: int = 0
     last_latency: float = 0.0
     outage_since: float | None = None
     outage_seconds_total: float = 0.0
@@ -130,11 +133,13 @@ class Figures:
 def test_outage_time_includes_the_current_outage() -> None:
     stats = InstanceStats("a\"b")
     writer = Figures(backlog=12, outage_since=1000.0, outage_seconds_total=30.5,
-                     last_latency=0.002)
+                     last_latency=0.002, journal_batches=40, journaled_batches=41)
     m = parse(render_metrics([stats], writer, now=1010.0))
     assert m[("misp_ingest_redis_outage_seconds_total", "")] == 40.5
     assert m[("misp_ingest_redis_outage", "")] == 1
     assert m[("misp_ingest_backlog_batches", "")] == 12
+    assert m[("misp_ingest_journal_batches", "")] == 40
+    assert m[("misp_ingest_journaled_batches_total", "")] == 41
     assert m[("misp_ingest_redis_latency_seconds", "")] == 0.002
     assert m[("misp_ingest_connected", 'instance="a\\"b"')] == 0  # label value escaped
 

@@ -22,6 +22,8 @@ from tests.daemon_proc import ROOT, DaemonProcess, Publisher, base_config, sight
 UNIT = ROOT / "config" / "misp-ingest.service"
 DROP_IN = ROOT / "config" / "misp-ingest.service.d" / "secrets.conf.example"
 PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+ATTRIBUTE = (b'{"action": "add", "Attribute": {"type": "ip-dst", "value": "81.2.69.160", '
+             b'"category": "Network activity"}, "Event": {"Orgc": {"name": "CIRCL"}}}')
 
 
 def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
@@ -154,7 +156,8 @@ def test_daemon_works_with_memory_deny_write_execute(
         for i in range(50):
             pub.send("misp_json_sighting", sighting(i))
         pub.send("misp_json_sighting", b"{broken")
-        wait_for(lambda: r.hget("INGEST:status:misp1", "processed") == b"50", what="50 processed")
+        pub.send("misp_json_attribute", ATTRIBUTE)  # GeoIP (maxminddb) and the Lua procedures
+        wait_for(lambda: r.hget("INGEST:status:misp1", "processed") == b"51", what="51 processed")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             assert b'misp_ingest_processed_total{instance="misp1"' in resp.read()
         d.signal(signal.SIGHUP)
@@ -166,3 +169,5 @@ def test_daemon_works_with_memory_deny_write_execute(
         pub.close()
     assert "Traceback" not in d.stderr
     assert r.llen("INGEST:dead_letter") == 1
+    (country_key,) = r.keys("GEO_COUNTRY:*")
+    assert r.zrange(country_key, 0, -1) == [b"GB"]  # the GeoIP lookup worked under MDWE
