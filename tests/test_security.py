@@ -34,6 +34,8 @@ from tests.daemon_proc import (
     wait_for,
 )
 
+ATTRIBUTE = (b'{"action": "add", "Attribute": {"type": "ip-dst", "value": "81.2.69.160", '
+             b'"category": "Network activity"}, "Event": {"Orgc": {"name": "CIRCL"}}}')
 ZMQ_SECRET = "zmq-Secret-4711"
 REDIS_SECRET = "redis-Secret-0815"
 
@@ -109,8 +111,9 @@ def acl_redis() -> Iterator[RedisServer]:
     """A server whose default user is off: only ``ingest`` / REDIS_SECRET gets in."""
     with RedisServer() as srv:
         admin = srv.client()
+        # The rule doc/operations.md recommends.
         admin.execute_command("ACL", "SETUSER", "ingest", "on", ">" + REDIS_SECRET,
-                              "~*", "&*", "+@all")
+                              "~*", "&*", "+@all", "-@admin", "-@dangerous")
         admin.execute_command("ACL", "SETUSER", "default", "off")
         yield srv
 
@@ -203,8 +206,9 @@ def test_secrets_never_appear_in_logs_status_or_dead_letter(
         for i in range(5):
             plain_pub.send("misp_json_sighting", sighting(i))
         plain_pub.send("misp_json_event", b"{not json")
+        plain_pub.send("misp_json_attribute", ATTRIBUTE)  # the Lua procedures, under the ACL
         client = as_ingest(acl_redis)
-        wait_for(lambda: client.hget("INGEST:status:misp1", "received") == b"6", what="status")
+        wait_for(lambda: client.hget("INGEST:status:misp1", "received") == b"7", what="status")
         d.signal(signal.SIGTERM)
         assert d.wait(5) == 0
     finally:
@@ -217,7 +221,11 @@ def test_secrets_never_appear_in_logs_status_or_dead_letter(
                    client.hgetall("INGEST:status:misp1").items()},
         "dead_letter": [e.decode() for e in client.lrange("INGEST:dead_letter", 0, -1)],
     }).decode()
-    assert client.hget("INGEST:status:misp1", "processed") == b"5"
+    assert client.hget("INGEST:status:misp1", "processed") == b"6"
+    assert client.hget("INGEST:status:misp1", "errors") == b"0"
+    (contrib_day,) = client.scan_iter("CONTRIB_DAY:*")
+    assert client.zscore(contrib_day, "CIRCL") == 1
+    assert "Redis operations of batch" not in d.stderr  # nothing refused by the ACL
     for secret in (ZMQ_SECRET, REDIS_SECRET):
         assert secret not in d.stderr
         assert secret not in check.stdout + check.stderr
