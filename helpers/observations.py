@@ -266,14 +266,15 @@ def extract_conversation(body: dict[str, Any], state: InstanceState) -> Iterator
     post = body.get("Post")
     if not isinstance(post, dict):
         return
+    # The Post right after a Thread is its first post, whatever it carries: a title
+    # left pending would otherwise be given to some later, unrelated thread.
+    title, state.pending_thread_title = state.pending_thread_title, None
     thread_id = id_str(post.get("thread_id"))
     if not thread_id:
         return
-    title = state.pending_thread_title
     paired = title is not None
     if title is not None:
         state.remember_thread(thread_id, title)
-        state.pending_thread_title = None
     else:
         title = state.threads.get(thread_id)
     yield PostObs(nonempty_str(post.get("org_name")), thread_id, title, paired)

@@ -442,3 +442,12 @@ def test_directory_ignores_organisations_without_id_or_name() -> None:
     pure = Pure()
     body = {"Orgc": {"name": "No id"}, "Org": {"id": "5", "name": ""}}
     assert not pure.send("misp_json_organisation", body).hashes and pure.state.orgs == {}
+
+
+def test_a_thread_pairs_only_with_the_post_right_after_it() -> None:
+    pure = Pure()
+    pure.send("misp_json_conversation", thread_msg("Title of thread 311"))
+    assert not pure.send("misp_json_conversation", post_msg(None))  # its first post, broken
+    batch = pure.send("misp_json_conversation", post_msg("50"))  # a reply elsewhere
+    assert batch.zincr == {(DISC, "Thread 50"): 1} and not batch.hashes
+    assert pure.state.threads == {}
