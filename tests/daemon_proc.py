@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 import zmq
 
+from helpers.config import Config, RedisConfig, WriterConfig
 from helpers.daemon import Daemon
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +51,20 @@ def base_config(redis_url: str, pub_url: str, **extra: Any) -> dict[str, Any]:
         "instances": [{"name": "misp1", "url": pub_url}],
         "timezone": "UTC",
         "logging": {"level": "info"},
-        "writer": {"journal_dir": tempfile.mkdtemp(prefix="mi-journal-")},  # not /var/lib
     }
     cfg.update(extra)
+    # A private journal, never /var/lib/misp-ingest (another run's batches would replay).
+    cfg["writer"] = {"journal_dir": tempfile.mkdtemp(prefix="mi-journal-"),
+                     **cfg.get("writer", {})}
     return cfg
+
+
+def make_config(redis_url: str, **kw: Any) -> Config:
+    """An in-process daemon's configuration: UTC days and a private journal."""
+    kw.setdefault("timezone", "UTC")
+    kw.setdefault("writer", WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")))
+    kw.setdefault("redis", RedisConfig(url=redis_url))
+    return Config(**kw)
 
 
 class DaemonProcess:

@@ -7,9 +7,9 @@ from typing import Any
 import orjson
 import redis
 
-from helpers.config import Config, RedisConfig
 from helpers.daemon import Daemon
 from helpers.redis_server import RedisServer
+from tests.daemon_proc import make_config
 
 NOW = 1764115200.0
 
@@ -17,8 +17,7 @@ NOW = 1764115200.0
 def ingest(redis_server: RedisServer, frames: list[bytes], *, dead_letter_max: int = 1000,
            batches: int = 1) -> Daemon:
     """Handle ``frames`` (split into ``batches`` batches) and apply them to Redis."""
-    daemon = Daemon(Config(redis=RedisConfig(url=redis_server.url), timezone="UTC",
-                           dead_letter_max=dead_letter_max))
+    daemon = Daemon(make_config(redis_server.url, dead_letter_max=dead_letter_max))
     daemon.writer.start()
     per = -(-len(frames) // batches)
     for start in range(0, len(frames), per):

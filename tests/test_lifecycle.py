@@ -14,11 +14,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from helpers.config import Config, RedisConfig
 from helpers.daemon import Daemon
 from helpers.geo_helper import Geo
 from helpers.redis_server import RedisServer, free_port
-from tests.daemon_proc import DaemonProcess, Publisher, base_config, sighting, wait_for
+from tests.daemon_proc import (
+    DaemonProcess,
+    Publisher,
+    base_config,
+    make_config,
+    sighting,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -75,6 +81,30 @@ def test_stop_signal_flushes_what_was_received_and_exits_0_within_5_s(
     assert "stopping: no longer receiving; flushing 3000 pending message(s)" in d.stderr
 
 
+def test_sigterm_exits_0_within_5_s_even_when_redis_hangs(
+        tmp_path: Path, pub: Publisher, procs: list[DaemonProcess]) -> None:
+    with RedisServer() as frozen:
+        cfg = base_config(frozen.url, pub.url, redis={"url": frozen.url, "socket_timeout": 30})
+        d = DaemonProcess(tmp_path, cfg).start()
+        procs.append(d)
+        d.wait_log("started:")
+        pub.wait_subscriber()
+        wait_for(lambda: frozen.client().exists("INGEST:status:misp1"), what="first status")
+        assert frozen.proc is not None
+        frozen.proc.send_signal(signal.SIGSTOP)  # a hung Redis: connected, never answering
+        try:
+            for i in range(100):
+                pub.send("misp_json_sighting", sighting(i))
+            time.sleep(0.5)
+            started = time.monotonic()
+            d.signal(signal.SIGTERM)
+            assert d.wait(6) == 0
+            assert time.monotonic() - started < 5.0
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+    assert "saved to the journal" in d.stderr  # kept for the next start, not lost
+
+
 def test_a_second_stop_signal_exits_at_once_while_the_flush_waits(
         tmp_path: Path, pub: Publisher, procs: list[DaemonProcess]) -> None:
     with RedisServer() as frozen:
@@ -125,7 +155,7 @@ def test_sighup_reopens_the_log_file_after_it_was_moved(
 
 
 def test_sighup_reloads_the_geoip_database(redis_server: RedisServer) -> None:
-    cfg = Config(redis=RedisConfig(url=redis_server.url))
+    cfg = make_config(redis_server.url)
     daemon = Daemon(cfg)
     (geo,) = [f for f in daemon.features if isinstance(f, Geo)]
     calls: list[str] = []

@@ -16,14 +16,13 @@ from helpers.config import (
     ConfigError,
     InstanceConfig,
     MetricsConfig,
-    RedisConfig,
     load_config,
 )
 from helpers.daemon import Daemon
 from helpers.metrics import MetricsServer, render_metrics
 from helpers.redis_server import RedisServer, free_port
 from helpers.stats import InstanceStats
-from tests.daemon_proc import Publisher, run_until, sighting
+from tests.daemon_proc import Publisher, make_config, run_until, sighting
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 
@@ -54,8 +53,8 @@ def test_scrape_counts_per_instance_and_topic(r: redis.Redis,
                                               redis_server: RedisServer) -> None:
     pub = Publisher()
     port = free_port()
-    cfg = Config(redis=RedisConfig(url=redis_server.url), timezone="UTC",
-                 metrics=MetricsConfig(listen=f"127.0.0.1:{port}"),
+    cfg = make_config(redis_server.url,
+                      metrics=MetricsConfig(listen=f"127.0.0.1:{port}"),
                  instances=(InstanceConfig("misp1", pub.url),))
     daemon = Daemon(cfg)
     daemon.start()
@@ -156,8 +155,8 @@ def test_a_malformed_listen_address_is_a_config_error(tmp_path: Path, listen: st
 def test_a_port_in_use_stops_the_start_with_a_clear_message(redis_server: RedisServer) -> None:
     taken = MetricsServer("127.0.0.1:0", lambda: "")
     taken.start()
-    cfg = Config(redis=RedisConfig(url=redis_server.url),
-                 metrics=MetricsConfig(listen=f"127.0.0.1:{taken.port}"))
+    cfg = make_config(redis_server.url,
+                      metrics=MetricsConfig(listen=f"127.0.0.1:{taken.port}"))
     daemon = Daemon(cfg)
     try:
         with pytest.raises(SystemExit) as err:

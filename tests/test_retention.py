@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import pytest
 import redis
 
 from helpers import keys
 from helpers.batch import Batch
-from helpers.config import Config, RedisConfig, WriterConfig
+from helpers.config import RedisConfig, WriterConfig
 from helpers.daemon import Daemon
 from helpers.redis_server import RedisServer
 from helpers.writer import RedisWriter
-from tests.daemon_proc import sighting
+from tests.daemon_proc import make_config, sighting
 
 DAY = 86400
 NOW = 1764115200.0  # 2025-11-26 00:00 UTC
@@ -20,8 +22,9 @@ SIGHT_KEY = "TRENDINGS_SIGHT_sightings:20251126"
 
 def apply(redis_server: RedisServer, batch: Batch, retention_days: int,
           procs: dict[str, str] | None = None) -> None:
-    writer = RedisWriter(RedisConfig(url=redis_server.url), WriterConfig(), procs or {},
-                         retention_days)
+    journal = tempfile.mkdtemp(prefix="mi-journal-")
+    writer = RedisWriter(RedisConfig(url=redis_server.url), WriterConfig(journal_dir=journal),
+                         procs or {}, retention_days)
     writer.start()
     writer.submit(batch.encode(retention_days), batch.messages)
     assert writer.drain(10)
@@ -29,8 +32,7 @@ def apply(redis_server: RedisServer, batch: Batch, retention_days: int,
 
 
 def ingest_one_sighting(redis_server: RedisServer, retention_days: int) -> None:
-    daemon = Daemon(Config(redis=RedisConfig(url=redis_server.url), timezone="UTC",
-                           retention_days=retention_days))
+    daemon = Daemon(make_config(redis_server.url, retention_days=retention_days))
     daemon.writer.start()
     daemon.dispatcher.handle("misp1", b"misp_json_sighting " + sighting(), NOW)
     daemon.write_status()

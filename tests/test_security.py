@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from zmq.auth.thread import ThreadAuthenticator
 
-from helpers.config import Config, ConfigError, InstanceConfig, RedisConfig, load_config
+from helpers.config import ConfigError, InstanceConfig, RedisConfig, load_config
 from helpers.daemon import Daemon
 from helpers.redis_server import RedisServer, free_port
 from tests.daemon_proc import (
@@ -29,6 +29,7 @@ from tests.daemon_proc import (
     DaemonProcess,
     Publisher,
     base_config,
+    make_config,
     run_until,
     sighting,
     wait_for,
@@ -60,7 +61,7 @@ def plain_pub() -> Iterator[Publisher]:
 def test_plain_right_credentials_deliver_and_wrong_ones_say_so(
         plain_pub: Publisher, r: redis.Redis, redis_server: RedisServer,
         caplog: pytest.LogCaptureFixture) -> None:
-    cfg = Config(redis=RedisConfig(url=redis_server.url), timezone="UTC", instances=(
+    cfg = make_config(redis_server.url, instances=(
         InstanceConfig("good", plain_pub.url, "misp", ZMQ_SECRET),
         InstanceConfig("bad", plain_pub.url, "misp", "not-" + ZMQ_SECRET)))
     daemon = Daemon(cfg)
@@ -87,22 +88,6 @@ def test_plain_right_credentials_deliver_and_wrong_ones_say_so(
     assert ZMQ_SECRET not in caplog.text
 
 
-def test_plain_refusal_shows_connected_0_in_status_while_running(
-        plain_pub: Publisher, r: redis.Redis, redis_server: RedisServer,
-        caplog: pytest.LogCaptureFixture) -> None:
-    cfg = Config(redis=RedisConfig(url=redis_server.url), status_interval_seconds=0.1,
-                 instances=(InstanceConfig("bad", plain_pub.url, "misp", "wrong"),))
-    daemon = Daemon(cfg)
-    daemon.start()
-    try:
-        run_until(daemon, lambda: "refused our ZeroMQ PLAIN credentials" in caplog.text,
-                  what="the refusal")
-        run_until(daemon, lambda: r.hget("INGEST:status:bad", "connected") == b"0",
-                  what="the status")
-    finally:
-        daemon.shutdown()
-
-
 # --- Redis ACL and TLS ------------------------------------------------------------------
 
 
@@ -126,8 +111,8 @@ def test_redis_acl_user_and_password(acl_redis: RedisServer) -> None:
     with pytest.raises(redis.AuthenticationError):
         # The control: anonymous access is refused (no retries: redis-py would back off 4 s).
         redis.Redis(port=acl_redis.port, retry=Retry(NoBackoff(), 0)).ping()
-    cfg = Config(redis=RedisConfig(url=acl_redis.url, username="ingest", password=REDIS_SECRET),
-                 timezone="UTC")
+    cfg = make_config(acl_redis.url, redis=RedisConfig(url=acl_redis.url, username="ingest",
+                                                      password=REDIS_SECRET))
     daemon = Daemon(cfg)
     daemon.writer.start()
     daemon.dispatcher.handle("misp1", b"misp_json_sighting " + sighting(), 1764115200.0)
@@ -171,7 +156,7 @@ def test_redis_over_tls_with_ca_and_client_certificate(tmp_path: Path) -> None:
     try:
         with pytest.raises(redis.ConnectionError):  # the control: the port speaks only TLS
             redis.Redis(port=tls_port, socket_timeout=1, retry=Retry(NoBackoff(), 0)).ping()
-        cfg = Config(timezone="UTC", redis=RedisConfig(
+        cfg = make_config("", redis=RedisConfig(
             url=f"rediss://127.0.0.1:{tls_port}/0", ssl_ca_file=str(files["ca.crt"]),
             ssl_cert_file=str(files["client.crt"]), ssl_key_file=str(files["client.key"])))
         daemon = Daemon(cfg)
@@ -308,8 +293,8 @@ def test_cli_refuses_a_world_readable_secret_config_with_exit_2(tmp_path: Path) 
 def test_oversize_frame_is_dropped_counted_and_never_copied(
         r: redis.Redis, redis_server: RedisServer) -> None:
     pub = Publisher()
-    cfg = Config(redis=RedisConfig(url=redis_server.url), max_message_bytes=1 << 20,
-                 instances=(InstanceConfig("misp1", pub.url),), timezone="UTC")
+    cfg = make_config(redis_server.url, max_message_bytes=1 << 20,
+                      instances=(InstanceConfig("misp1", pub.url),))
     daemon = Daemon(cfg)
     daemon.start()
     big = b'misp_json_event {"Event": {"info": "' + b"x" * (8 << 20) + b'"}}'  # 8 MiB and a bit
