@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--publish", metavar="BIND", help="publish on a PUB socket bound here "
                      "instead, e.g. tcp://127.0.0.1:50000")
     rep.add_argument("--rate", type=float, help="messages per second when publishing")
+    rep.add_argument("--instance", help="publish only this instance's frames (a PUB socket "
+                     "is one MISP feed)")
 
     demo = sub.add_parser("demo", help="publish the bundled sample feed into the daemon, "
                           "against a private Redis, and summarise what landed")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         from helpers.daemon import replay_capture
 
         if args.publish:
-            publish(args.capture, args.publish, rate=args.rate)
+            publish(args.capture, args.publish, rate=args.rate, instance=args.instance)
         else:
             for stats in replay_capture(cfg, args.capture).values():
                 print(stats.summary())

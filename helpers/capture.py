@@ -15,6 +15,7 @@ import base64
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,23 +112,35 @@ def record(url: str, instance: str, out: str | Path, *, count: int | None = None
     return n
 
 
+def instance_counts(path: str | Path) -> Counter[str]:
+    """Frames per instance in a capture."""
+    return Counter(item.instance for item in read_capture(path))
+
+
 def publish(path: str | Path, bind: str, *, rate: float | None = None,
-            wait_subscriber: float = 1.0, progress: bool = True) -> int:
+            wait_subscriber: float = 1.0, progress: bool = True,
+            instance: str | None = None) -> int:
     """Publish a capture's frames on a PUB socket bound at ``bind``.
 
-    ``rate``: messages per second (None: as fast as possible).  Waits
+    ``rate``: messages per second (None: as fast as possible).  ``instance``:
+    only that instance's frames (a PUB socket is one MISP feed).  Waits
     ``wait_subscriber`` seconds first, since a PUB socket drops what it sends
     before a subscriber has joined.
     """
+    counts = instance_counts(path)
+    if instance is None and len(counts) > 1:
+        log.warning("%s holds %d instances (%s); publishing them all as one feed "
+                    "(--instance NAME publishes one)", path, len(counts), ", ".join(counts))
+    total = counts[instance] if instance is not None else sum(counts.values())
     sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.PUB)
     sock.setsockopt(zmq.SNDHWM, 0)
     sock.bind(bind)
     time.sleep(wait_subscriber)
-    total = count_lines(path)
     bar = Progress(total, "publish") if progress else None
     started = time.monotonic()
+    frames = (item for item in read_capture(path) if instance in (None, item.instance))
     n = 0
-    for n, item in enumerate(read_capture(path), 1):
+    for n, item in enumerate(frames, 1):
         sock.send(item.frame)
         if rate:
             ahead = started + n / rate - time.monotonic()

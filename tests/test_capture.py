@@ -193,3 +193,31 @@ def test_publish_replays_every_frame_in_order_at_the_rate(tmp_path: Path) -> Non
     assert sent == [len(frames)]
     assert got == frames
     assert stamps[-1] - stamps[0] >= 0.8 * (len(frames) - 1) / 100  # paced, not a burst
+
+
+def test_replay_command_publishes_one_instance_of_a_capture(tmp_path: Path) -> None:
+    path = tmp_path / "feed.jsonl"
+    mine = [frame("misp_json_self", {**KEEPALIVE, "uptime": i}) for i in range(5)]
+    write_capture(path, [(name, DAY1 + i, raw) for i, raw in enumerate(mine)
+                         for name in ("misp1", "misp2")])
+    url = f"tcp://127.0.0.1:{free_port()}"
+    ctx: zmq.Context[Any] = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(url)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "zmq_subscriber.py"), "replay", str(path),
+                             "--publish", url, "--rate", "1000", "--instance", "misp2"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    got = []
+    try:
+        while len(got) < len(mine) and sub.poll(10000):
+            got.append(sub.recv())
+        assert not sub.poll(300)  # and nothing of misp1
+        _, err = proc.communicate(timeout=30)
+    finally:
+        ctx.destroy(linger=0)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert got == mine
+    assert "publish: 5/5 (100%)" in err
