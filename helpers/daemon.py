@@ -7,6 +7,7 @@ owns the loop, the signals and the shutdown.  Signal handlers only set flags.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -37,6 +38,7 @@ from helpers.writer import RedisWriter, describe_redis_error, text
 log = logging.getLogger(__name__)
 
 DRAIN_PER_POLL = 2000  # frames taken from one socket before looking at the others
+AUTH_RETRY_SECONDS = 30.0  # between two attempts with credentials MISP refused
 SHUTDOWN_DRAIN_SECONDS = 3.0  # of the 5 s the issue allows; the writer may take 2 s more to stop
 _MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
                    | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
@@ -79,6 +81,8 @@ class Daemon:
         self._next_watchdog = 0.0
         self._silence_warned: set[str] = set()
         self.metrics: MetricsServer | None = None
+        self._auth_failed: set[str] = set()  # instances whose last handshake was refused
+        self._redial_at: dict[str, float] = {}  # instance -> when to dial again
         # Real (monotonic) time of the last frame per feed: the silence check must not
         # depend on the clock handed to the features, which a test or a replay may fix.
         self._last_seen: dict[str, float] = {}
@@ -197,6 +201,19 @@ class Daemon:
         if self.reload_requested:
             self.reload_requested = False
             self._reload()
+        for instance, due in list(self._redial_at.items()):
+            if now >= due:
+                del self._redial_at[instance]
+                self._redial(instance)
+
+    def _redial(self, instance: str) -> None:
+        """Connect a feed's socket to its endpoint again (after a refused handshake)."""
+        (inst,) = [i for i in self.cfg.instances if i.name == instance]
+        for sock, name in self.sockets.items():
+            if name == instance:
+                with contextlib.suppress(zmq.ZMQError):  # libzmq may have dropped it already
+                    sock.disconnect(inst.url)
+                sock.connect(inst.url)
 
     def write_status(self) -> None:
         """Add every instance's status hash to the current batch and seal it."""
@@ -251,10 +268,16 @@ class Daemon:
             if not stats.connected:
                 log.info("%s: connected to %s", instance, event["endpoint"].decode())
             stats.connected = True
+            self._auth_failed.discard(instance)
         elif kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             stats.connected = False
-            log.warning("%s: MISP refused our ZeroMQ PLAIN credentials (check username and "
-                        "password); retrying", instance)
+            # libzmq gives up on an endpoint that refused our credentials: dial again later,
+            # so that a password fixed on the MISP side is picked up without a restart.
+            level = logging.DEBUG if instance in self._auth_failed else logging.WARNING
+            self._auth_failed.add(instance)
+            self._redial_at[instance] = time.monotonic() + AUTH_RETRY_SECONDS
+            log.log(level, "%s: MISP refused our ZeroMQ PLAIN credentials (check username and "
+                    "password); trying again every %.0f s", instance, AUTH_RETRY_SECONDS)
         elif kind in (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL):
             stats.connected = False
             log.warning("%s: ZeroMQ handshake failed (does MISP require PLAIN credentials?)",

@@ -21,6 +21,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from zmq.auth.thread import ThreadAuthenticator
 
+from helpers import daemon as daemon_module
 from helpers.config import ConfigError, InstanceConfig, RedisConfig, load_config
 from helpers.daemon import Daemon
 from helpers.redis_server import RedisServer, free_port
@@ -86,6 +87,38 @@ def test_plain_right_credentials_deliver_and_wrong_ones_say_so(
     refusal = [rec for rec in caplog.records if "refused our ZeroMQ PLAIN" in rec.getMessage()]
     assert refusal and {rec.levelname for rec in refusal} == {"WARNING"}
     assert ZMQ_SECRET not in caplog.text
+
+
+def test_refused_credentials_are_tried_again_until_misp_accepts_them(
+        r: redis.Redis, redis_server: RedisServer, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon_module, "AUTH_RETRY_SECONDS", 0.3)
+    ctx: zmq.Context[Any] = zmq.Context()
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_plain(domain="*", passwords={"misp": "old-password"})
+    pub = Publisher(ctx, plain_server=True)
+    daemon = Daemon(make_config(redis_server.url,
+                                instances=(InstanceConfig("misp1", pub.url, "misp", "new"),)))
+    stats = daemon.instances["misp1"][1]
+    caplog.set_level(logging.DEBUG, logger="helpers.daemon")
+    daemon.start()
+    try:
+        run_until(daemon, lambda: caplog.text.count("refused our ZeroMQ PLAIN") >= 3,
+                  what="three refusals")  # it keeps trying
+        assert not stats.connected
+        auth.configure_plain(domain="*", passwords={"misp": "new"})  # MISP's admin fixes it
+        run_until(daemon, lambda: stats.connected, what="the connection with the new password")
+        pub.wait_subscriber()
+        pub.send("misp_json_sighting", sighting())
+        run_until(daemon, lambda: stats.processed == 1, what="a message")
+    finally:
+        daemon.shutdown()
+        pub.close()
+        auth.stop()
+        ctx.term()
+    refusals = [rec.levelname for rec in caplog.records if "refused our" in rec.getMessage()]
+    assert refusals[0] == "WARNING" and set(refusals[1:]) == {"DEBUG"}  # one warning, not a flood
 
 
 # --- Redis ACL and TLS ------------------------------------------------------------------
