@@ -160,7 +160,7 @@ class Contributions:
         # The current run of mergeable attribute contributions (see module doc).
         self.merge = True  # False: one call per contribution (the tests compare both)
         self._run_batch: Batch | None = None
-        self._run_key: tuple[str, float] | None = None
+        self._run_key: tuple[str, float, str, str | None] | None = None
         self._run_calls: dict[str, tuple[list[Any], str]] = {}
 
     # --- handlers -------------------------------------------------------------------
@@ -174,7 +174,8 @@ class Contributions:
         categ = normalise_category(obs.category)
         points = self.ranking.category_points(categ)
         self._writes(ctx, obs.org, points, categ)
-        key = (obs.org, ctx.now)
+        # Same organisation, receive time, feed and action: the message's own attributes.
+        key = (obs.org, ctx.now, ctx.instance, obs.action)
         if self._run_batch is not ctx.batch or self._run_key != key:
             self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
         run = self._run_calls.get(categ)

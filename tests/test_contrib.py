@@ -9,7 +9,14 @@ from typing import Any
 
 import redis
 
+from helpers.batch import Batch
+from helpers.clock import DayClock
+from helpers.config import Config
+from helpers.contributor_helper import Contributions
+from helpers.observations import InstanceState
 from helpers.ranking import Points, Ranking
+from helpers.router import Dispatcher
+from helpers.stats import InstanceStats
 from tests.contrib_support import (
     DAY,
     DAYS,
@@ -294,3 +301,19 @@ def test_merging_attribute_contributions_is_exactly_equivalent(r: redis.Redis) -
             h.flush()
             dumps.append(_dump(r))
         assert dumps[0] == dumps[1], f"seed {seed}"
+
+
+def test_merging_never_mixes_feeds_or_actions() -> None:
+    feature = Contributions(Config(timezone="UTC"))
+    sealed: list[Batch] = []
+    disp = Dispatcher([feature], DayClock("UTC"),
+                      {n: (InstanceState(n), InstanceStats(n)) for n in ("m1", "m2")},
+                      sealed.append)
+    for instance, action in (("m1", "add"), ("m1", "add"), ("m2", "add"), ("m2", "edit")):
+        frame = f"misp_json_attribute {json.dumps(attribute('Org A', action=action))}"
+        disp.handle(instance, frame.encode(), NOW)  # one receive time for all four
+    batch = disp.take_batch()
+    assert [c[6] for c in batch.calls] == [2, 1, 1]  # counts: m1 add x2, m2 add, m2 edit
+    logs = [(json.loads(m)["zmqName"], json.loads(json.loads(m)["log"])["action"])
+            for _, m in batch.pubs]
+    assert logs == [("m1", "add"), ("m1", "add"), ("m2", "add"), ("m2", "edit")]
