@@ -43,6 +43,30 @@ def encode_line(instance: str, received: float, frame: bytes) -> bytes:
     return orjson.dumps(entry) + b"\n"
 
 
+# Receive times a day key can be computed for: 1970 to the year 3000.
+_MAX_RECEIVED = 32503680000.0
+
+
+def parse_line(line: bytes) -> CapturedFrame:
+    """One capture line; ValueError if it is not one."""
+    entry = orjson.loads(line)  # JSONDecodeError is a ValueError
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    instance, received = entry.get("instance"), entry.get("received")
+    if not isinstance(instance, str) or not instance:
+        raise ValueError("no instance name")
+    if isinstance(received, bool) or not isinstance(received, (int, float)) \
+            or not 0 <= received < _MAX_RECEIVED:
+        raise ValueError(f"received is not an epoch time: {received!r}")
+    if isinstance(entry.get("frame"), str):
+        frame = entry["frame"].encode("utf-8")
+    elif isinstance(entry.get("frame_b64"), str):
+        frame = base64.b64decode(entry["frame_b64"], validate=True)
+    else:
+        raise ValueError("neither frame nor frame_b64")
+    return CapturedFrame(instance, float(received), frame)
+
+
 def read_capture(path: str | Path) -> Iterator[CapturedFrame]:
     """The frames of a capture file, in order; a malformed line is logged and skipped."""
     with open(path, "rb") as fh:
@@ -50,12 +74,11 @@ def read_capture(path: str | Path) -> Iterator[CapturedFrame]:
             if not line.strip():
                 continue
             try:
-                entry = orjson.loads(line)
-                frame = (entry["frame"].encode("utf-8") if "frame" in entry
-                         else base64.b64decode(entry["frame_b64"]))
-                yield CapturedFrame(str(entry["instance"]), float(entry["received"]), frame)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                item = parse_line(line)
+            except (ValueError, UnicodeEncodeError) as exc:
                 log.warning("%s:%d: not a capture line (%s); skipped", path, lineno, exc)
+                continue
+            yield item
 
 
 def count_lines(path: str | Path) -> int:

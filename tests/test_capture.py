@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import yaml
 import zmq
@@ -86,12 +87,24 @@ def test_record_appends_every_frame_with_instance_and_receive_time(tmp_path: Pat
     assert lines[2]["frame"].startswith("misp_json_attribute {")
 
 
-def test_unreadable_capture_lines_are_skipped(tmp_path: Path) -> None:
+def test_unreadable_capture_lines_are_skipped(tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "feed.jsonl"
-    path.write_bytes(encode_line("a", 1.0, b"x y") + b"not json\n\n{\"instance\": \"a\"}\n"
-                     + encode_line("b", 2.0, b"z w"))
+    bad = [b"not json", b'{"instance": "a"}', b"[1, 2]", b"5", b'"text"',
+           b'{"instance": "a", "received": 1, "frame": 5}',
+           b'{"instance": "a", "received": 1e20, "frame": "x y"}',
+           b'{"instance": "a", "received": -1, "frame": "x y"}',
+           b'{"instance": "a", "received": "1", "frame": "x y"}',
+           b'{"instance": "a", "received": true, "frame": "x y"}',
+           b'{"instance": 7, "received": 1, "frame": "x y"}',
+           b'{"instance": "a", "received": 1, "frame_b64": "%%%"}',
+           b'{"instance": "a", "received": 1, "frame": "\\ud800"}']
+    path.write_bytes(encode_line("a", 1.0, b"x y") + b"\n".join(bad) + b"\n\n"
+                     + encode_line("b", 2.0, b"z \xff"))
     assert [(i.instance, i.received, i.frame) for i in read_capture(path)] == [
-        ("a", 1.0, b"x y"), ("b", 2.0, b"z w")]
+        ("a", 1.0, b"x y"), ("b", 2.0, b"z \xff")]
+    skipped = [r.getMessage() for r in caplog.records if "not a capture line" in r.getMessage()]
+    assert len(skipped) == len(bad) and skipped[0].startswith(f"{path}:2: ")
 
 
 # --- replay through the handlers --------------------------------------------------------
