@@ -18,6 +18,7 @@ import yaml
 import zmq
 
 from helpers.capture import Progress, encode_line, publish, read_capture, record
+from helpers.clock import DayClock
 from helpers.config import Config, InstanceConfig, RedisConfig, WriterConfig
 from helpers.daemon import replay_capture
 from helpers.redis_server import RedisServer, free_port
@@ -55,7 +56,8 @@ def zset(r: redis.Redis, key: str) -> dict[str, float]:
 # --- record -----------------------------------------------------------------------------
 
 
-def test_record_appends_every_frame_with_instance_and_receive_time(tmp_path: Path) -> None:
+def test_record_appends_every_frame_with_instance_and_receive_time(
+        tmp_path: Path, r: redis.Redis, redis_server: RedisServer) -> None:
     ctx: zmq.Context[Any] = zmq.Context()
     pub = ctx.socket(zmq.XPUB)
     url = f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}"
@@ -85,6 +87,13 @@ def test_record_appends_every_frame_with_instance_and_receive_time(tmp_path: Pat
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert "frame_b64" in lines[-1] and "frame" not in lines[-1]  # not UTF-8: kept as base64
     assert lines[2]["frame"].startswith("misp_json_attribute {")
+    # Replayed, the recording lands on the day it was recorded (Luxembourg time).
+    stats = replay_capture(config(tmp_path, redis_server.url, "misp-x"), str(out),
+                           progress=False)
+    day = DayClock("Europe/Luxembourg").keys(items[2].received)[0]
+    assert zset(r, f"TRENDINGS_CATEGS:{day}") == {"Network activity": 2.0}
+    assert (stats["misp-x"].processed, stats["misp-x"].skipped) == (3, 1)
+    assert stats["misp-old"].processed == 1
 
 
 def test_unreadable_capture_lines_are_skipped(tmp_path: Path,

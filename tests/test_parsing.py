@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from helpers.clock import DayClock
 from helpers.message import (
     FrameError,
     as_dict,
@@ -113,3 +118,32 @@ def test_nonempty_str_and_path() -> None:
     body = {"Event": {"Orgc": {"name": "X"}}, "Other": []}
     assert path(body, "Event", "Orgc", "name") == "X"
     assert path(body, "Other", "name") is None and path("scalar", "a") is None
+
+
+# --- the day clock ------------------------------------------------------------------
+
+ZONES = ["UTC", "Europe/Luxembourg", "America/New_York", "Asia/Kolkata", "America/St_Johns",
+         "Australia/Adelaide", "Pacific/Chatham", "Asia/Tehran"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(zone=st.sampled_from(ZONES), start=st.integers(1_700_000_000, 1_800_000_000),
+       steps=st.lists(st.integers(-5400, 5400), min_size=1, max_size=40))
+def test_day_clock_cache_agrees_with_the_calendar(zone: str, start: int,
+                                                  steps: list[int]) -> None:
+    """Hour by hour, across DST changes and half-hour zones, forwards and backwards."""
+    clock, tz = DayClock(zone), zoneinfo.ZoneInfo(zone)
+    now = float(start)
+    for step in steps:
+        now += step
+        local = dt.datetime.fromtimestamp(now, tz)
+        assert clock.keys(now) == (local.strftime("%Y%m%d"), local.strftime("%Y%m%d%H"))
+
+
+def test_day_clock_across_the_luxembourg_dst_end() -> None:
+    clock = DayClock("Europe/Luxembourg")
+    # 2024-10-27: 00:30 UTC is 02:30 CEST, 01:30 UTC is 02:30 CET (the hour repeats).
+    assert clock.keys(1729989000.0) == ("20241027", "2024102702")
+    assert clock.keys(1729992600.0) == ("20241027", "2024102702")
+    assert clock.keys(1729996200.0) == ("20241027", "2024102703")
+    assert clock.keys(1729971000.0) == ("20241026", "2024102621")  # and back in time
