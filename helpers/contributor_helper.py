@@ -18,6 +18,7 @@ count; see ``doc/contributions.md`` for why that is exactly equivalent.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from helpers import keys
@@ -133,6 +134,17 @@ def build_proc(ranking: Ranking) -> str:
             .replace("@CUM@", ", ".join(map(str, ranking.trophy_cumulative))))
 
 
+@dataclass(slots=True)
+class _Run:
+    """One merged procedure call of the current run, and what repeats cost no work."""
+
+    call: list[Any]
+    message: str  # the last-contributor message
+    day_key: str
+    points: int
+    categ_key: str | None
+
+
 def as_json(value: Any) -> str:
     """Deterministic JSON (semantics §1): Python's separators, non-ASCII kept."""
     return json.dumps(value, ensure_ascii=False)
@@ -161,31 +173,42 @@ class Contributions:
         self.merge = True  # False: one call per contribution (the tests compare both)
         self._run_batch: Batch | None = None
         self._run_key: tuple[str, float, str, str | None] | None = None
-        self._run_calls: dict[str, tuple[list[Any], str]] = {}
+        self._run_calls: dict[str, _Run] = {}  # category as sent -> its merged call
 
     # --- handlers -------------------------------------------------------------------
 
     def on_attribute(self, obs: AttributeObs, ctx: Context) -> None:
         if obs.source == "sighting":
             return  # the sighting itself is the contribution (on_sighting)
-        if obs.org is None:
+        org = obs.org
+        if org is None:
             ctx.skip("contrib_without_org")
             return
-        categ = normalise_category(obs.category)
-        points = self.ranking.category_points(categ)
-        self._writes(ctx, obs.org, points, categ)
         # Same organisation, receive time, feed and action: the message's own attributes.
-        key = (obs.org, ctx.now, ctx.instance, obs.action)
+        key = (org, ctx.now, ctx.instance, obs.action)
         if self._run_batch is not ctx.batch or self._run_key != key:
             self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
-        run = self._run_calls.get(categ)
-        if run is None or not self.merge:
-            message = self._last_contributor(ctx, obs.org, obs.category, obs.action)
-            call = self._call(ctx, ATTRIBUTE, obs.org, points, categ, False)
-            self._run_calls[categ] = run = (call, message)
+        run = self._run_calls.get(obs.category) if self.merge else None
+        b = ctx.batch
+        if run is None:
+            categ = normalise_category(obs.category)
+            points = self.ranking.category_points(categ)
+            self._writes(ctx, org, points, categ)
+            run = _Run(self._call(ctx, ATTRIBUTE, org, points, categ, False),
+                       self._last_contributor(ctx, org, obs.category, obs.action),
+                       keys.contrib_day(ctx.day), points,
+                       keys.contrib_categ(ctx.day, categ) if categ else None)
+            self._run_calls[obs.category] = run
         else:
-            run[0][_COUNT] += 1
-        ctx.batch.publish(self.channels.last_contributor, run[1])
+            # The hot path of a big event: the run's first contribution already wrote the
+            # idempotent keys (CONTRIB_ALL_ORG, CONTRIB_LAST with this very score).
+            run.call[_COUNT] += 1
+            b.zincrby(run.day_key, org, run.points)
+            if run.categ_key:
+                b.zincrby(run.categ_key, org, 1)
+            else:
+                ctx.skip("contrib_empty_category")
+        b.publish(self.channels.last_contributor, run.message)
 
     def on_event(self, obs: EventObs, ctx: Context) -> None:
         if obs.org is None:
