@@ -24,3 +24,7 @@ test: lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The benchmark (doc/performance.md): quick by default, BENCH_FULL=1 for the 1M-message run.
+bench: setup
+	$(PY) -m bench.run $(if $(BENCH_FULL),--full,)
