@@ -254,3 +254,19 @@ def test_organisation_directories_are_per_instance(r: redis.Redis,
     ing.close()
     assert r.hgetall("INGEST:orgs:misp2") == {b"23": b"Example Bank"}
     assert not r.exists("INGEST:orgs:misp1")
+
+
+def test_a_huge_event_sealed_part_way_still_counts_exactly(r: redis.Redis,
+                                                           ingest: Ingest) -> None:
+    ingest.daemon.dispatcher.max_batch_ops = 10  # as if the event had 50,000 attributes
+    attrs = [attribute(value=f"198.51.100.{i}") for i in range(40)]
+    ingest.send("misp_json", published_msg(attrs=attrs, tags=[TLP_AMBER]))
+    ingest.flush()
+    assert ingest.daemon.writer.applied_batches > 3
+    assert zset(r, f"TRENDINGS_CATEGS:{DAY}") == {"Network activity": 40.0}
+    assert zset(r, f"TRENDINGS_EVENTS:{DAY}") == {INFO: 1.0}
+    assert r.llen("TEMP_CACHE_LIVE:Attribute") == 40
+    first = json.loads(r.lindex("TEMP_CACHE_LIVE:Attribute", 0))  # type: ignore[arg-type]
+    assert first["log"]["Attribute"]["value"] == "198.51.100.39"
+    stats = ingest.daemon.instances["misp1"][1]
+    assert (stats.received, stats.processed) == (1, 1)
