@@ -317,3 +317,23 @@ def test_merging_never_mixes_feeds_or_actions() -> None:
     logs = [(json.loads(m)["zmqName"], json.loads(json.loads(m)["log"])["action"])
             for _, m in batch.pubs]
     assert logs == [("m1", "add"), ("m1", "add"), ("m2", "add"), ("m2", "edit")]
+
+
+def test_a_key_of_the_wrong_type_spoils_one_effect_not_the_batch(r: redis.Redis) -> None:
+    r.set("CONTRIB_TROPHY:other", "an operator's string")
+    r.set("CONTRIB_ORG:Org B:points", "not a number")
+    h = Harness(r)
+    for org, categ in (("Org A", "Other"), ("Org B", "Network activity"), ("Org C", "Person")):
+        h.dispatcher.handle("misp1", f"misp_json_attribute "
+                            f"{json.dumps(attribute(org, categ))}".encode(), NOW)
+    h.seq += 1
+    applied, failed = h.script(keys=["INGEST:applied:test"],
+                               args=[h.seq, h.dispatcher.take_batch().encode(), 0])
+    # Org A's trophy: ZSCORE, ZCARD, ZADD, ZREVRANK fail; Org B's INCRBY fails.  The script
+    # goes on: no Lua error, which would make the writer retry the batch forever.
+    assert applied > 0 and failed == 5
+    assert r.get("CONTRIB_ORG:Org A:points") == b"1"  # its trophy failed, not its points
+    assert r.get("CONTRIB_ORG:Org B:points") == b"not a number"
+    assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Org A": 1, "Org B": 1, "Org C": 1}
+    assert zset(r, "CONTRIB_TROPHY:person") == {"Org C": 1}
+    assert r.get("INGEST:applied:test") == str(h.seq).encode()
