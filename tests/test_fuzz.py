@@ -193,3 +193,38 @@ def test_bad_frames_are_logged_with_topic_and_instance_at_a_limited_rate(
     assert 1 <= len(lines) <= 5
     assert all("misp1" in line and "misp_json_event" in line for line in lines)
     assert (lp.stats.skipped, lp.stats.reasons["bad_json"]) == (50, 50)
+
+
+@pytest.fixture(scope="module")
+def redis_ingest(redis_server: Any) -> Any:
+    from tests.harness import Ingest
+
+    redis_server.client().flushall()
+    ing = Ingest(redis_server.url, tz="UTC")
+    yield ing
+    ing.close()
+
+
+_days = iter(range(1, 10**6))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_bad_input_through_redis_spoils_nothing(redis_ingest: Any, data: st.DataObject) -> None:
+    """The same, down to Redis: no failed operation in the batch script, and the valid
+    message's keys hold exactly its effects."""
+    ing = redis_ingest
+    for _ in range(data.draw(st.integers(1, 5), label="frames")):
+        ing.daemon.dispatcher.handle("misp1", bad_frame(data), NOW)
+    later = NOW + 86400 * next(_days)  # a day of its own: only the valid message lands there
+    ing.send("misp_json_attribute", attribute_msg(), now=later)
+    ing.flush()
+    day = DayClock("UTC").keys(later)[0]
+    client = ing.daemon.writer.client
+    assert client.zrange(f"TRENDINGS_CATEGS:{day}", 0, -1, withscores=True) == [
+        (b"Network activity", 1.0)]
+    assert client.zrange(f"GEO_COUNTRY:{day}", 0, -1, withscores=True) == [(b"US", 1.0)]
+    assert ing.daemon.writer.failed_ops == 0
+    stats = ing.daemon.instances["misp1"][1]
+    assert stats.received == stats.processed + stats.skipped + stats.errors
