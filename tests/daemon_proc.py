@@ -110,8 +110,13 @@ class DaemonProcess:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float) -> int:
+        """The exit status; fails with the end of stderr if the process outlives ``timeout``."""
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            tail = "\n".join(self.stderr.splitlines()[-20:])
+            raise AssertionError(f"daemon still running after {timeout} s:\n{tail}") from None
 
     def stop(self) -> None:
         """Make sure the process is gone (a test that failed half-way)."""
