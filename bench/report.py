@@ -49,8 +49,10 @@ def _ok(good: bool) -> str:
 
 def throughput_line(r: dict[str, Any]) -> str:
     t = r["throughput"]
+    per = 1e6 / t["messages"]
     return (f"throughput: {t['rate']:,.0f} msg/s ({t['messages']:,} messages in "
-            f"{t['seconds']:.2f} s, CPU: daemon {t['cpu']:.1f} s, Redis {t['redis_cpu']:.1f} s) "
+            f"{t['seconds']:.2f} s; CPU per message: daemon {t['cpu'] * per:.0f} us, Redis "
+            f"{t['redis_cpu'] * per:.0f} us) "
             f"target >= {TARGET_RATE:,}: {_ok(t['rate'] >= TARGET_RATE)}")
 
 

@@ -3,9 +3,10 @@
 Features never talk to Redis.  They call the methods of a :class:`Batch`, which
 coalesces what can be coalesced (a thousand ``ZINCRBY`` of the same member in
 one flush window become one) and keeps the rest in order.  The loop seals a
-batch every few milliseconds; :meth:`Batch.encode` turns it into one compact
-JSON payload that one Lua script (:data:`BATCH_SCRIPT`) applies atomically,
-together with an exactly-once marker, in a single round trip.
+batch every few milliseconds; :meth:`Batch.encode` turns it into one payload
+(a compact JSON op list and the raw messages it refers to) that one Lua script
+(:data:`BATCH_SCRIPT`) applies atomically, together with an exactly-once
+marker, in a single round trip.
 
 Read-then-write logic (a login counted once per organisation per hour, the
 contribution rules) runs server-side as a *procedure*: a Lua function the
@@ -21,6 +22,10 @@ import orjson
 from helpers.keys import PER_DAY_PREFIXES
 
 _CHUNK = 500  # items per variadic command (Lua's unpack() has a stack limit)
+
+
+def _utf8(blob: str | bytes) -> bytes:
+    return blob if isinstance(blob, bytes) else blob.encode()
 
 
 class Batch:
@@ -51,9 +56,9 @@ class Batch:
         self.hashes: dict[str, dict[str, str]] = {}
         self.expires: dict[str, int] = {}
         self.expires_nx: dict[str, int] = {}
-        self.lists: dict[str, tuple[int, list[str]]] = {}
+        self.lists: dict[str, tuple[int, list[str | bytes]]] = {}
         self.calls: list[list[Any]] = []
-        self.pubs: list[tuple[str, str]] = []
+        self.pubs: list[tuple[str, str | bytes]] = []  # bytes: UTF-8 JSON
         self.messages = 0  # messages whose effects are in this batch
         self.size = 0  # operations emitted, before coalescing: the sealing criterion
 
@@ -98,7 +103,7 @@ class Batch:
         self.expires_nx[key] = seconds
         self.size += 1
 
-    def lpush_capped(self, key: str, value: str, maxlen: int) -> None:
+    def lpush_capped(self, key: str, value: str | bytes, maxlen: int) -> None:
         """LPUSH then LTRIM to the newest ``maxlen`` entries."""
         entry = self.lists.get(key)
         if entry is None:
@@ -109,7 +114,7 @@ class Batch:
                 del entry[1][:-maxlen]
         self.size += 1
 
-    def publish(self, channel: str, message: str) -> None:
+    def publish(self, channel: str, message: str | bytes) -> None:
         self.pubs.append((channel, message))
         self.size += 1
 
@@ -121,7 +126,15 @@ class Batch:
     # --- encoding -------------------------------------------------------------
 
     def encode(self, retention_days: int = 0) -> bytes:
-        """The batch as the JSON op list :data:`BATCH_SCRIPT` reads.
+        """The batch as the payload :data:`BATCH_SCRIPT` reads: a JSON op list, then
+        (after a newline) the *blob region*, the publications and list values
+        concatenated as they are.
+
+        The blobs are the bulk of a batch (a live message is an attribute and its
+        event header, JSON inside JSON); the ops give their byte lengths and the
+        script cuts them out with ``string.sub``.  Nesting them in the op list
+        would escape every quote once more, in Python, and make Redis' cjson
+        decode them byte by byte: it was most of the script's time.
 
         Order matters: state and counters first, procedures next (they read
         counters), capped lists and expiries after the writes they apply to,
@@ -142,16 +155,37 @@ class Batch:
             ops.extend(["ga", key, *flat_geo[i:i + 3 * _CHUNK]]
                        for i in range(0, len(flat_geo), 3 * _CHUNK))
         ops.extend(self.calls)
+        blobs: list[bytes] = []
         for key, (maxlen, values) in self.lists.items():
-            values = values[-maxlen:]
-            ops.extend(["lp", key, maxlen, *values[i:i + _CHUNK]]
-                       for i in range(0, len(values), _CHUNK))
+            encoded = [_utf8(v) for v in values[-maxlen:]]
+            for i in range(0, len(encoded), _CHUNK):
+                chunk = encoded[i:i + _CHUNK]
+                ops.append(["lb", key, maxlen, *map(len, chunk)])
+                blobs += chunk
         ops.extend(["en", key, ttl] for key, ttl in self.expires_nx.items())
         ops.extend(["ex", key, ttl] for key, ttl in self.expires.items())
         if retention_days > 0:
             ops.extend(["ex", key, retention_days * 86400] for key in self._per_day_keys())
-        ops.extend(["pu", channel, message] for channel, message in self.pubs)
-        return orjson.dumps(ops)
+        self._encode_pubs(ops, blobs)
+        head = orjson.dumps(ops)
+        # orjson never writes a raw newline (it escapes control characters in strings).
+        return b"".join((head, b"\n", *blobs)) if blobs else head
+
+    def _encode_pubs(self, ops: list[list[Any]], blobs: list[bytes]) -> None:
+        """One ``pb`` op per channel: each channel's messages in the order published.
+
+        (Publications on different channels go to different listeners, and all of
+        a batch's reach them together, at the end of the script.)
+        """
+        by_channel: dict[str, list[bytes]] = {}
+        for channel, message in self.pubs:
+            messages = by_channel.get(channel)
+            if messages is None:
+                messages = by_channel[channel] = []
+            messages.append(message if isinstance(message, bytes) else message.encode())
+        for channel, messages in by_channel.items():
+            ops.append(["pb", channel, *map(len, messages)])
+            blobs += messages
 
     def _per_day_keys(self) -> set[str]:
         """Per-day keys written by this batch, except those a feature gives their own TTL."""
@@ -171,7 +205,16 @@ local marker = KEYS[1]
 local seq = tonumber(ARGV[1])
 local applied = tonumber(redis.call('GET', marker) or '-1')
 if applied >= seq then return {-1, 0} end
-local ops = cjson.decode(ARGV[2])
+local payload = ARGV[2]
+-- The op list, then after a newline the blob region that 'lb' and 'pb' ops consume in order.
+local nl = string.find(payload, '\n', 1, true)
+local ops = cjson.decode(nl and string.sub(payload, 1, nl - 1) or payload)
+local pos = (nl or 0) + 1
+local function blob(len)
+  local s = string.sub(payload, pos, pos + len - 1)
+  pos = pos + len
+  return s
+end
 local retention = tonumber(ARGV[3])
 local failed = 0
 local function call(...)
@@ -205,6 +248,13 @@ for i = 1, #ops do
     if call('TTL', op[2]) == -1 then call('EXPIRE', op[2], op[3]) end
   elseif c == 'ex' then call('EXPIRE', op[2], op[3])
   elseif c == 'pu' then call('PUBLISH', op[2], op[3])
+  elseif c == 'pb' then
+    for j = 3, #op do call('PUBLISH', op[2], blob(op[j])) end
+  elseif c == 'lb' then
+    local values = {}
+    for j = 4, #op do values[j - 3] = blob(op[j]) end
+    call('LPUSH', op[2], unpack(values))
+    call('LTRIM', op[2], 0, op[3] - 1)
   else failed = failed + 1 end
 end
 redis.call('SET', marker, seq, 'EX', 604800)

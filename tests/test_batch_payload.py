@@ -1,0 +1,105 @@
+"""The batch payload: an op list, then the raw publications and list values it cuts
+out by byte length (helpers/batch.py), applied by the real script on a real Redis."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+
+import hiredis
+import orjson
+import redis
+
+from helpers.batch import Batch
+from helpers.config import RedisConfig, WriterConfig
+from helpers.live_helper import escape_json
+from helpers.redis_server import RedisServer
+from helpers.writer import RedisWriter
+
+# Multi-byte UTF-8 everywhere, a JSON string with escapes, a raw newline, an empty value.
+VALUES = ['{"v": "Ünïcödé 情報 😀"}', b'{"log":"{\\"a\\":\\"\\\\\\\\\\"}"}', "line\nbreak", "",
+          "ascii only"]
+
+
+def apply(server: RedisServer, batch: Batch) -> None:
+    writer = RedisWriter(RedisConfig(url=server.url),
+                         WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")), {})
+    writer.start()
+    writer.submit(batch.encode(), batch.messages)
+    assert writer.drain(10)
+    writer.stop()
+
+
+def listen(server: RedisServer, channels: list[str]) -> tuple[socket.socket, hiredis.Reader]:
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    command = [b"SUBSCRIBE", *(c.encode() for c in channels)]
+    sock.sendall(b"*%d\r\n" % len(command)
+                 + b"".join(b"$%d\r\n%s\r\n" % (len(c), c) for c in command))
+    reader = hiredis.Reader()
+    confirmed = 0
+    while confirmed < len(channels):
+        reader.feed(sock.recv(65536))
+        while reader.gets() is not False:
+            confirmed += 1
+    return sock, reader
+
+
+def heard(sock: socket.socket, reader: hiredis.Reader, count: int) -> list[tuple[str, bytes]]:
+    out: list[tuple[str, bytes]] = []
+    sock.settimeout(5)
+    while len(out) < count:
+        reader.feed(sock.recv(65536))
+        while (reply := reader.gets()) is not False:
+            out.append((reply[1].decode(), reply[2]))
+    return out
+
+
+def as_bytes(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def test_list_values_of_any_text_arrive_intact_newest_first_and_capped(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    batch = Batch()
+    for value in VALUES:
+        batch.lpush_capped("L", value, 4)
+    apply(redis_server, batch)
+    assert r.lrange("L", 0, -1) == [as_bytes(v) for v in reversed(VALUES[1:])]
+
+
+def test_publications_arrive_intact_and_in_order_per_channel(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    sock, reader = listen(redis_server, ["A", "B"])
+    batch = Batch()
+    sent = []
+    for i, value in enumerate(VALUES * 2):
+        channel = "AB"[i % 3 == 0]
+        batch.publish(channel, value)
+        sent.append((channel, as_bytes(value)))
+    batch.zincrby("Z", "m", 2)
+    apply(redis_server, batch)
+    got = heard(sock, reader, len(sent))
+    sock.close()
+    for channel in "AB":
+        assert [m for c, m in got if c == channel] == [m for c, m in sent if c == channel]
+    assert r.zscore("Z", "m") == 2
+
+
+def test_payload_carries_messages_verbatim_not_escaped_again() -> None:
+    batch = Batch()
+    message = b'{"name":"Attribute","log":"{\\"value\\":\\"\xc3\x9c\\"}"}'
+    batch.publish("1", message)
+    head, newline, blobs = batch.encode().partition(b"\n")
+    assert newline and blobs == message
+    assert orjson.loads(head) == [["pb", "1", len(message)]]
+
+
+def test_a_batch_without_blobs_is_the_op_list_alone() -> None:
+    batch = Batch()
+    batch.incrby("K", 3)
+    assert orjson.loads(batch.encode()) == [["ib", "K", 3]]
+
+
+def test_escape_json_matches_a_json_encoder_on_compact_json() -> None:
+    doc = orjson.dumps({"a": 'q"uote \\ back\nslash\t\u2028 é 😀 /', "b": [None, True, 1.5]})
+    assert escape_json(doc) == orjson.dumps(doc.decode())[1:-1]
