@@ -72,6 +72,7 @@ class DaemonThread:
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float,
              daemon: DaemonThread | None = None) -> None:
+    """Poll ``check`` until true; DemoError naming ``what`` on timeout or daemon failure."""
     deadline = time.monotonic() + timeout
     while not check():
         if daemon is not None and daemon.error is not None:
@@ -82,6 +83,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float,
 
 
 def status_field(client: redis.Redis, instance: str, name: str) -> str:
+    """One field of an instance's status hash, as text ("" if absent)."""
     value = client.hget(keys.ingest_status(instance), name)
     return text(value) if value is not None else ""
 
@@ -189,14 +191,17 @@ def zsum(client: redis.Redis, pattern: str) -> Counter[str]:
 
 
 def set_sum(client: redis.Redis, pattern: str) -> int:
+    """Members of every set matching ``pattern``, added up."""
     return sum(int(client.scard(k)) for k in client.scan_iter(match=pattern, count=1000))
 
 
 def counter_sum(client: redis.Redis, pattern: str) -> int:
+    """Every string counter matching ``pattern``, added up."""
     return sum(int(client.get(k) or 0) for k in client.scan_iter(match=pattern, count=1000))
 
 
 def top(counts: Counter[str], n: int = 5, empty: str = "none yet") -> str:
+    """``a (3), b (2)``: the ``n`` largest, or ``empty``."""
     if not counts:
         return empty
     return ", ".join(f"{member} ({score})" for member, score in counts.most_common(n))

@@ -280,6 +280,7 @@ class Feed:
 
 
 def keepalive(feed: Feed) -> None:
+    """``misp_json_self``, as mispzmq.py sends it when its queue is idle."""
     feed.uptime += feed.rng.randint(10, 600)
     status = KEEPALIVE_STATUSES[(feed.uptime // 10) % len(KEEPALIVE_STATUSES)]
     # Written by mispzmq.py with the stdlib: Python's default separators.
@@ -303,6 +304,7 @@ def organisations(feed: Feed) -> None:
 
 
 def audit_login(feed: Feed, org: Org, action: str = "login") -> None:
+    """A legacy ``Log`` audit entry: login, login_fail or logout."""
     email = f"analyst{org.id}@{'cert' if org.id < 10 else 'soc'}.example.org"
     change = json.dumps({"user_agent": "Mozilla/5.0 (X11; Linux x86_64)", "ip": "192.0.2.10",
                          "accept_lang": "en-GB,en;q=0.9"}, separators=(",", ":"))
@@ -314,6 +316,7 @@ def audit_login(feed: Feed, org: Org, action: str = "login") -> None:
 
 
 def user_message(feed: Feed, org: Org, action: str) -> None:
+    """``misp_json_user`` with the re-read User and Organisation."""
     feed.emit("misp_json_user", {
         "User": {"id": str(org.id + 100), "email": f"analyst{org.id}@example.org",
                  "last_login": str(int(BASE_TIME) - 86400), "org_id": str(org.id),
@@ -348,6 +351,7 @@ def logins(feed: Feed, round_no: int) -> None:
 
 
 def new_event(feed: Feed, round_no: int) -> Event:
+    """An event with a few attributes, one object and zero to two tags."""
     orgc = feed.rng.choice(ORGS[:5])
     ev = Event(feed.new_id("event"), feed.uuid(), EVENT_INFOS[round_no % len(EVENT_INFOS)],
                "2024-10-14", orgc, feed.rng.randint(1, 4))
@@ -368,6 +372,7 @@ def new_event(feed: Feed, round_no: int) -> Event:
 
 
 def event_message(feed: Feed, ev: Event, action: str, with_tags: bool) -> None:
+    """``misp_json_event``: Orgc and EventTag beside Event, not in it."""
     tags = [{"id": str(5500 + t[0]), "event_id": str(ev.id), "tag_id": str(t[0]), "local": False,
              "relationship_type": "", "Tag": feed.tag(t)} for t in ev.tags] if with_tags else []
     feed.emit("misp_json_event", {"Event": feed.event_row(ev), "Orgc": feed.org(ev.orgc),
@@ -417,6 +422,7 @@ def build_event(feed: Feed, ev: Event) -> None:
 
 
 def published_event(feed: Feed, ev: Event, legacy_dict: bool) -> dict[str, Any]:
+    """The ``misp_json`` body of a publish; ``legacy_dict``: attributes as an index map."""
     attrs = []
     for attr in ev.attributes:
         a = {**attr, "ShadowAttribute": []}
@@ -482,6 +488,7 @@ def conversation(feed: Feed, ev: Event, round_no: int) -> None:
 
 
 def post(feed: Feed, org: Org, thread_id: int, contents: str) -> None:
+    """A ``Post`` (no id of its own, the thread's id, no action)."""
     feed.emit("misp_json_conversation", {"Post": {
         "date_created": "2024/10/14 09:21:00", "date_modified": "2024/10/14 09:21:00",
         "user_id": "7", "contents": contents, "post_id": 0, "thread_id": str(thread_id),
@@ -528,6 +535,7 @@ def bad_frames(feed: Feed) -> None:
 
 
 def instance_story(profile: InstanceProfile, rng: random.Random, start: float) -> Feed:
+    """Everything one instance sends: ROUNDS bursts of activity, then the bad frames."""
     feed = Feed(profile, rng, start)
     keepalive(feed)
     organisations(feed)
@@ -564,6 +572,7 @@ def render(seed: int = SEED) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m helpers.samples [--out PATH] [--check]``."""
     p = argparse.ArgumentParser(prog="python -m helpers.samples", description=__doc__.split(
         "\n")[0])
     p.add_argument("--out", default=str(DEFAULT_PATH), help="capture file to write")
