@@ -117,8 +117,9 @@ class Journal:
 
     # --- writing ------------------------------------------------------------------
 
-    def write(self, batches: list[SealedBatch]) -> Segment:
-        """Write batches of one writer (oldest first) as one segment, atomically."""
+    def write(self, batches: list[SealedBatch], *, into: str | None = None) -> Segment:
+        """Write batches of one writer (oldest first) as one segment, atomically
+        (``into``: a subdirectory, never replayed, e.g. for rejected batches)."""
         writer = batches[0].writer
         body = b"".join(b.payload for b in batches)
         header = orjson.dumps({
@@ -127,14 +128,16 @@ class Journal:
             "batches": [[b.seq, b.messages, b.sealed_at, len(b.payload)] for b in batches],
         })
         tag = hashlib.sha1(writer.encode()).hexdigest()[:8]
-        path = self.dir / f"{self.run:06d}-{batches[0].seq:012d}-{tag}{SUFFIX}"
-        tmp = self.dir / f".tmp-{path.name}"
+        directory = self.dir / into if into else self.dir
+        directory.mkdir(exist_ok=True)
+        path = directory / f"{self.run:06d}-{batches[0].seq:012d}-{tag}{SUFFIX}"
+        tmp = directory / f".tmp-{path.name}"
         with open(tmp, "wb") as f:
             f.write(header + b"\n" + body)
             f.flush()
             os.fsync(f.fileno())
         os.rename(tmp, path)
-        self._sync_dir()
+        self._sync_dir(directory)
         return Segment(path, writer, self.target, len(batches), len(header) + 1 + len(body))
 
     def split(self, batches: list[SealedBatch]) -> list[list[SealedBatch]]:
@@ -161,8 +164,8 @@ class Journal:
         with contextlib.suppress(OSError):
             seg.path.rename(seg.path.with_suffix(".corrupt"))
 
-    def _sync_dir(self) -> None:
-        fd = os.open(self.dir, os.O_RDONLY)
+    def _sync_dir(self, directory: Path | None = None) -> None:
+        fd = os.open(directory or self.dir, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 FIRST_RETRY_SECONDS = 0.05
 OUTAGE_REMINDER_SECONDS = 60.0  # a long outage is recalled this often, not at every retry
 SPILL_PAUSE_SECONDS = 10.0  # after a failed journal write, before trying the disk again
+REJECTED_DIR = "rejected"  # under the journal directory: batches the script failed on
 
 
 def make_client(cfg: RedisConfig, *, retries: bool = True) -> redis.Redis:
@@ -70,6 +71,14 @@ def make_client(cfg: RedisConfig, *, retries: bool = True) -> redis.Redis:
 def text(value: bytes | str) -> str:
     """A Redis reply as text (the client returns bytes)."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+def is_script_error(exc: redis.ResponseError) -> bool:
+    """A Lua error raised by the batch script itself (Redis 7: ``user_script:N: ...``;
+    older: ``Error running script``), as opposed to Redis refusing for now (BUSY, OOM...)."""
+    text = str(exc)
+    return text.startswith("user_script:") or "Error running script" in text \
+        or "Error compiling script" in text
 
 
 def describe_redis_error(exc: Exception) -> str:
@@ -117,6 +126,7 @@ class RedisWriter:
         self.applied_messages = 0
         self.failed_ops = 0
         self.duplicates_skipped = 0
+        self.rejected_batches = 0  # batches the script failed on (see _set_aside)
         self.journaled_batches = 0  # written to the journal since start
         self.outage_since: float | None = None
         self.outage_seconds_total = 0.0
@@ -312,6 +322,12 @@ class RedisWriter:
             try:
                 self._apply(batch)
                 return True
+            except redis.ResponseError as exc:
+                if not is_script_error(exc):
+                    self._on_failure(exc, delay)
+                else:  # the same batch would fail again, forever: set it aside
+                    self._set_aside(batch, exc)
+                    return True
             except (redis.RedisError, OSError) as exc:
                 # A connectivity problem, or Redis refusing for now (BUSY, OOM, LOADING,
                 # ACL): retry either way, since dropping the batch would lose data.
@@ -338,6 +354,21 @@ class RedisWriter:
                         failed, batch.seq)
         if self.outage_since is not None:
             self._on_recovery()
+
+    def _set_aside(self, batch: SealedBatch, exc: Exception) -> None:
+        """A batch the script itself failed on (a bug, not an outage): keep it for the
+        operator, never replay it, go on with the next ones.  A Lua error is not rolled
+        back, so retrying would repeat whatever the script did before failing."""
+        self.rejected_batches += 1
+        where = "not saved: no journal"
+        if self._journal_ok:
+            try:
+                where = f"saved in {self.journal.write([batch], into=REJECTED_DIR).path}"
+            except OSError as exc2:
+                where = f"not saved: {exc2}"
+        log.error("the batch script failed on batch %d of writer %s (%d messages): %s; the "
+                  "batch is set aside (%s) and the next ones go on", batch.seq, batch.writer,
+                  batch.messages, describe_redis_error(exc), where)
 
     def _on_recovery(self) -> None:
         assert self.outage_since is not None

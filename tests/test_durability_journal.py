@@ -252,3 +252,26 @@ def test_a_reply_lost_after_redis_applied_the_batch_does_not_apply_it_twice(
     writer.stop()
     relay.listener.close()
 
+
+
+def test_a_batch_the_script_fails_on_is_set_aside_and_the_next_ones_go_on(
+        tmp_path: Path, redis_server: RedisServer, caplog: pytest.LogCaptureFixture) -> None:
+    client = redis_server.client()
+    client.flushall()
+    writer = make_writer(redis_server.url, tmp_path)
+    writer.start()
+    writer.submit(payload(1), 1)
+    writer.submit(b"not an op list", 7)  # a bug somewhere: the script cannot decode it
+    writer.submit(payload(3), 1)
+    assert writer.drain(5)
+    writer.stop()
+    assert client.lrange("order", 0, -1) == [b"3", b"1"]
+    assert writer.rejected_batches == 1 and writer.outage_since is None
+    (rejected,) = (tmp_path / "rejected").glob("*.jnl")
+    journal = Journal(tmp_path, writer.journal.target, 1 << 20)
+    assert journal.open() == []  # never replayed
+    (seg,) = [s for s in [journal._read_header(rejected)] if s]
+    assert [(b.seq, b.payload, b.messages) for b in journal.read(seg)] == \
+        [(2, b"not an op list", 7)]
+    assert "the batch script failed on batch 2" in caplog.text
+    assert "7 messages" in caplog.text
