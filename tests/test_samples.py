@@ -113,3 +113,21 @@ def test_demo_fails_clearly_on_an_empty_capture(tmp_path: Path,
     path.write_bytes(orjson.dumps({"not": "a capture line"}) + b"\n")
     assert run_demo(str(path)) == 1
     assert "holds no frames" in capsys.readouterr().err
+
+
+def test_demo_publishes_any_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from helpers.capture import encode_line
+    from tests.factories import attribute_msg, audit_login_msg, frame
+
+    path = tmp_path / "mine.jsonl"
+    path.write_bytes(encode_line("lab", 1.0, frame("misp_json_attribute", attribute_msg()))
+                     + encode_line("lab", 2.0, frame("misp_json_audit",
+                                                     audit_login_msg("Lab CERT"))))
+    assert run_demo(str(path)) == 0
+    out = capsys.readouterr().out
+    assert "2 frames of 1 MISP instance(s) (lab)" in out
+    assert "Top categories          Network activity (1)" in out
+    assert "Logins by organisation  Lab CERT (1)" in out
+    assert "Countries               US (1)" in out
+    lab = [line.split() for line in out.splitlines() if line.startswith("lab ")]
+    assert lab and lab[0][:6] == ["lab", "NO", "2", "2", "0", "0"]
