@@ -332,6 +332,10 @@ class RedisWriter:
                 # A connectivity problem, or Redis refusing for now (BUSY, OOM, LOADING,
                 # ACL): retry either way, since dropping the batch would lose data.
                 self._on_failure(exc, delay)
+            except Exception as exc:  # the client library failing oddly: the thread must live
+                if self.outage_since is None:  # the traceback once, not at every retry
+                    log.warning("unexpected error applying batch %d", batch.seq, exc_info=True)
+                self._on_failure(exc, delay)
             if self._sleep(delay):
                 return False
             delay = min(delay * 2, self.cfg.retry_max_seconds)

@@ -275,3 +275,25 @@ def test_a_batch_the_script_fails_on_is_set_aside_and_the_next_ones_go_on(
         [(2, b"not an op list", 7)]
     assert "the batch script failed on batch 2" in caplog.text
     assert "7 messages" in caplog.text
+
+
+def test_an_unexpected_error_in_the_writer_thread_is_retried_not_fatal(
+        tmp_path: Path, redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    client.flushall()
+    writer = make_writer(redis_server.url, tmp_path)
+    real_script, calls = writer.script, []
+
+    def odd_once(**kwargs: object) -> object:  # a client library failing in an odd way
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise ValueError("odd")
+        return real_script(**kwargs)  # type: ignore[arg-type]
+
+    writer.script = odd_once  # type: ignore[assignment]
+    writer.start()
+    writer.submit(payload(4), 1)
+    assert writer.drain(5)
+    writer.stop()
+    assert len(calls) == 2
+    assert client.get("total") == b"4"
