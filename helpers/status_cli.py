@@ -10,7 +10,7 @@ from helpers.config import Config
 from helpers.writer import describe_redis_error, make_client, text
 
 COLUMNS = ("instance", "connected", "received", "processed", "skipped", "errors",
-           "last message", "up since", "backlog")
+           "last message", "up since", "backlog", "journal", "redis")
 
 
 def _ago(epoch: str | None, now: float) -> str:
@@ -22,6 +22,13 @@ def _ago(epoch: str | None, now: float) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m ago"
     return f"{seconds // 3600}h ago"
+
+
+def _redis_state(h: dict[str, str]) -> str:
+    """``ok``, or how long the daemon had been failing to reach Redis when it wrote this."""
+    if h.get("redis_outage") != "1":
+        return "ok"
+    return f"DOWN {h.get('redis_outage_seconds', '?')}s"
 
 
 def status_rows(cfg: Config) -> list[tuple[str, ...]]:
@@ -36,12 +43,13 @@ def status_rows(cfg: Config) -> list[tuple[str, ...]]:
     for name in names:
         h = {text(k): text(v) for k, v in client.hgetall(keys.ingest_status(name)).items()}
         if not h:
-            rows.append((name, "no status", "", "", "", "", "", "", ""))
+            rows.append((name, "no status", *[""] * (len(COLUMNS) - 2)))
             continue
         rows.append((name, "yes" if h.get("connected") == "1" else "NO",
                      h.get("received", "0"), h.get("processed", "0"), h.get("skipped", "0"),
                      h.get("errors", "0"), _ago(h.get("last_message"), now),
-                     _ago(h.get("started"), now), h.get("backlog", "0")))
+                     _ago(h.get("started"), now), h.get("backlog", "0"),
+                     h.get("journal_batches", "0"), _redis_state(h)))
     return rows
 
 
