@@ -170,7 +170,7 @@ def open_database(path: Path) -> geoip2.database.Reader:
     return reader
 
 
-def query_of(reader: geoip2.database.Reader) -> Callable[[Address], geoip2.models.Country]:
+def query_of(reader: geoip2.database.Reader) -> Callable[[str], geoip2.models.Country]:
     """The reader's lookup for its kind of database (a City model has a location)."""
     kind = reader.metadata().database_type
     if "City" in kind:
@@ -272,7 +272,7 @@ class Geo:
         if reason is not None:
             return reason
         try:
-            record = self.query(addr)
+            record = self.query(str(addr))  # faster than handing maxminddb the object
         except geoip2.errors.AddressNotFoundError:
             return "geo_not_found"
         except (ValueError, maxminddb.InvalidDatabaseError):  # v6 in a v4 file, a corrupt node
@@ -291,8 +291,8 @@ class Geo:
         if isinstance(record, geoip2.models.City):
             # The record's own location (a city's, or MaxMind's point for a country-level record).
             lat, lon = record.location.latitude, record.location.longitude
-            subdivision = record.subdivisions.most_specific.name or ""
-            city = record.city.name or ""
+            subdivision = record.subdivisions.most_specific.names.get("en") or ""
+            city = record.city.names.get("en") or ""
         if lat is None or lon is None:
             if centroid is None:
                 return "geo_no_centroid"
