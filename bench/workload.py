@@ -166,6 +166,7 @@ class Generator:
         self.next_thread = 300
         self.threads: list[tuple[str, str]] = []  # (thread id, title) paired so far
         self.infos = [self._make_info(i) for i in range(1500)]
+        self.hot_ips = [self.fresh_ip() for _ in range(3000)]
         self.cat_weights = [c[1] for c in CATEGORIES]
         self.kinds = [k for k, _ in MIX]
         self.kind_weights = [w for _, w in MIX]
@@ -226,6 +227,13 @@ class Generator:
         return obj
 
     def ip(self) -> str:
+        """60 % from 3,000 recurring addresses (C2s, scanners seen again and again),
+        40 % fresh: the geolocation cache sees both hits and misses."""
+        if self.rng.random() < 0.6:
+            return self.rng.choice(self.hot_ips)
+        return self.fresh_ip()
+
+    def fresh_ip(self) -> str:
         r = self.rng
         u = r.random()
         if u < 0.70:

@@ -40,6 +40,7 @@ from helpers.ranking import (
 
 LAST_TTL = 7 * DAY  # CONTRIB_LAST:date and CONTRIB_LAST_AWARDS:date
 PROC = "contrib"
+_CACHE_MAX = 4096  # entries per memo; cleared when full (they rebuild in microseconds)
 _COUNT = 6  # index of the count in the call list ["pc", PROC, kind, org, org_json, points, n ...]
 
 # The procedure.  op: 'pc', 'contrib', then
@@ -174,6 +175,9 @@ class Contributions:
         self._run_batch: Batch | None = None
         self._run_key: tuple[str, float, str, str | None] | None = None
         self._run_calls: dict[str, _Run] = {}  # category as sent -> its merged call
+        # Bounded memos of what is rebuilt identically for every contribution.
+        self._call_args: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
+        self._messages: dict[tuple[Any, ...], str] = {}
 
     # --- handlers -------------------------------------------------------------------
 
@@ -263,6 +267,21 @@ class Contributions:
     def _call(self, ctx: Context, kind: str, org: str, points: int, trophy: str | None,
               flag: bool) -> list[Any]:
         """Invoke the procedure for one contribution; returns its call (for merging)."""
+        # All but the count and the time depend on few things that recur: build them once.
+        key = (kind, org, points, trophy, flag, ctx.day, ctx.instance)
+        head_tail = self._call_args.get(key)
+        if head_tail is None:
+            if len(self._call_args) >= _CACHE_MAX:
+                self._call_args.clear()
+            head_tail = self._call_args[key] = self._call_parts(ctx, kind, org, points, trophy,
+                                                                flag)
+        head, tail = head_tail
+        ctx.batch.call(PROC, *head, 1, str(int(ctx.now)), *tail)
+        return ctx.batch.calls[-1]
+
+    def _call_parts(self, ctx: Context, kind: str, org: str, points: int, trophy: str | None,
+                    flag: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The procedure's arguments before the count and after the time."""
         rq = self.ranking.requirements
         week = month = ""
         if kind == ATTRIBUTE:
@@ -275,16 +294,22 @@ class Contributions:
         reqs: list[Any] = []
         for req, needed, ttl, counter in self._rules[(kind, flag)]:
             reqs += (req, keys.contrib_req(org, req), needed, ttl, counter)
-        ctx.batch.call(PROC, kind, org, as_json(org), points, 1, str(int(ctx.now)),
-                       as_json(ctx.instance), keys.contrib_last_awards(ctx.day),
-                       self.channels.last_awards, keys.contrib_points(org),
-                       week, rq.week_days * DAY, month, rq.month_days * DAY,
-                       keys.contrib_trophy(trophy) if trophy else "",
-                       as_json(trophy) if trophy else "", *reqs)
-        return ctx.batch.calls[-1]
+        return ((kind, org, as_json(org), points),
+                (as_json(ctx.instance), keys.contrib_last_awards(ctx.day),
+                 self.channels.last_awards, keys.contrib_points(org),
+                 week, rq.week_days * DAY, month, rq.month_days * DAY,
+                 keys.contrib_trophy(trophy) if trophy else "",
+                 as_json(trophy) if trophy else "", *reqs))
 
     def _last_contributor(self, ctx: Context, org: str, categ: str | None,
                           action: str | None) -> str:
         """The last-contributor message, shaped as the dashboard's web server reads it."""
-        log = as_json({"org": org, "categ": categ, "action": action, "epoch": int(ctx.now)})
-        return as_json({"name": "CONTRIBUTION", "log": log, "zmqName": ctx.instance})
+        key = (org, categ, action, int(ctx.now), ctx.instance)  # recurs within a second
+        message = self._messages.get(key)
+        if message is None:
+            if len(self._messages) >= _CACHE_MAX:
+                self._messages.clear()
+            log = as_json({"org": org, "categ": categ, "action": action, "epoch": key[3]})
+            message = self._messages[key] = as_json({"name": "CONTRIBUTION", "log": log,
+                                                     "zmqName": ctx.instance})
+        return message
