@@ -70,7 +70,7 @@ class Place:
     @classmethod
     def make(cls, lat: float, lon: float, iso: str, country: str, subdivision: str = "",
              city: str = "") -> Place:
-        lat, lon = round(lat, 4), round(lon, 4)
+        lat, lon = round(lat, 4) + 0.0, round(lon, 4) + 0.0  # + 0.0: -0.0 would be a 2nd member
         coord = f'{{"lat": {lat!r}, "lon": {lon!r}}}'
         tail = (f'"country": {_enc(country)}, "specifName": {_enc(subdivision)}, '
                 f'"cityName": {_enc(city)}, "regionCode": {_enc(iso)}')

@@ -192,6 +192,13 @@ def test_positions_geoadd_refuses_are_skipped(tmp_path: Path) -> None:
     assert dict(c.stats.reasons) == {"geo_out_of_range": 1}
 
 
+def test_coordinates_are_rounded_to_4_decimals_and_zero_has_one_form() -> None:
+    place = placed(51.477928321, -0.000014999, "GB", "United Kingdom")
+    assert not isinstance(place, str)
+    assert place.coord == '{"lat": 51.4779, "lon": 0.0}'
+    assert (place.lat, place.lon) == (51.4779, 0.0)
+
+
 def test_the_same_indicator_is_looked_up_once_and_caches_are_bounded() -> None:
     g = Geo(Config(geo=GeoConfig(cache_size=2)))
     for ip in ("8.8.8.8", "8.8.8.8", "1.1.1.1", "81.2.69.160", "8.8.8.8"):
