@@ -11,6 +11,7 @@ import logging
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,23 @@ def test_an_unexpected_error_in_the_writer_thread_is_retried_not_fatal(
     writer.stop()
     assert len(calls) == 2
     assert client.get("total") == b"4"
+
+
+def test_a_long_outage_is_recalled_periodically_not_at_every_retry(
+        tmp_path: Path, down_port: int, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("helpers.writer.OUTAGE_REMINDER_SECONDS", 0.5)
+    caplog.set_level(logging.DEBUG, logger="helpers.writer")
+    writer = make_writer(f"redis://127.0.0.1:{down_port}/0", tmp_path)
+    writer.start()
+    writer.submit(payload(1), 1)
+    wait_for(lambda: "still unreachable" in caplog.text, 5, "a reminder")
+    time.sleep(1.2)
+    writer.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    retries = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert len([m for m in warnings if "unreachable (" in m and "still" not in m]) == 1
+    reminders = [m for m in warnings if "still unreachable after" in m]
+    assert 2 <= len(reminders) <= 4  # one per 0.5 s over about 1.5 s
+    assert "1 batch(es) in memory, 0 in the journal" in reminders[0]
+    assert len(retries) > len(reminders)  # the retries themselves only at DEBUG
