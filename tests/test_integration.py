@@ -139,7 +139,7 @@ def test_login_timestampset_expires_one_hour_after_creation(r: redis.Redis,
     ingest.send("misp_json_audit", audit_login_msg("CERT-Example"))
     ingest.flush()
     first = r.pttl(key)
-    assert 3_590_000 < first <= 3_600_000
+    assert 3_500_000 < first <= 3_600_000  # an hour, give or take a slow machine
     time.sleep(0.05)
     ingest.send("misp_json_audit", audit_login_msg("CERT-Example"), now=NOW + 10)
     ingest.send("misp_json_audit", audit_login_msg("Банк-CERT"), now=NOW + 20)
