@@ -70,7 +70,8 @@ def summary(r: dict[str, Any]) -> list[str]:
         f"decode-only floor: {floor['rate']:,.0f} msg/s; daemon/floor = {ratio:.3f} "
         f"target >= {TARGET_FLOOR_RATIO}: {_ok(ratio >= TARGET_FLOOR_RATIO)}",
         f"redis commands per message: {t['commands_per_msg']:.3f} (top: {top})",
-        f"peak RSS: {t['peak_rss'] / MB:.0f} MB over {t['messages']:,} messages (RSS MB at "
+        f"peak RSS: {t['peak_rss'] / MB:.0f} MB over {t['messages']:,} messages (idle after start"
+        f" {t['idle_rss'] / MB:.0f} MB; RSS MB at "
         f"each tenth: {rss}) target <= {TARGET_RSS // MB} MB: {_ok(t['peak_rss'] <= TARGET_RSS)}",
         f"live delay at {lat['rate']:,.0f} msg/s: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f}"
         f" ms, max {lat['max']:.1f} ms ({lat['samples']:,} stamped of {lat['live_messages']:,} "

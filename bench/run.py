@@ -95,7 +95,7 @@ class Run:
         self.child = child
         self.sender: Any = None
 
-    def start(self, mode: str, rate: float = 0.0, window: int = 10000) -> None:
+    def start(self, mode: str, rate: float = 0.0, window: int = 5000) -> None:
         self.sender = FORK.Process(target=sender_main, daemon=True, args=(
             self.child, self.zmq_url, self.pool, self.n, mode, rate, self.url, window))
         self.sender.start()
@@ -154,6 +154,7 @@ def run_throughput(srv: RedisServer, tmp: Path, pool: Workload, n: int,
                    profile: Path | None = None) -> dict[str, Any]:
     run = Run(srv, tmp, pool, n, profile)
     run.start("flood")
+    idle = proc_status(run.daemon.pid)["VmRSS"]
     before = commandstats(run.client)
     cpu0, rcpu0 = cpu_seconds(run.daemon.pid), cpu_seconds(run.redis_pid)
     run.go()
@@ -172,7 +173,7 @@ def run_throughput(srv: RedisServer, tmp: Path, pool: Workload, n: int,
     return {"messages": n, "seconds": seconds, "rate": n / seconds,
             "observations": expected[("OBS", "")], "obs_rate": expected[("OBS", "")] / seconds,
             "commands": commands, "commands_per_msg": sum(commands.values()) / n,
-            "peak_rss": peak, "rss_points": rss_points(samples, n), "cpu": cpu,
+            "peak_rss": peak, "idle_rss": idle, "rss_points": rss_points(samples, n), "cpu": cpu,
             "redis_cpu": redis_cpu}
 
 
