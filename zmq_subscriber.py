@@ -38,7 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--count", type=int, help="stop after this many frames")
     rec.add_argument("--seconds", type=float, help="stop after this long")
     rec.add_argument("--username", help="ZeroMQ PLAIN username")
-    rec.add_argument("--password", help="ZeroMQ PLAIN password")
+    secret = rec.add_mutually_exclusive_group()
+    secret.add_argument("--password", help="ZeroMQ PLAIN password (visible in the process list: "
+                        "prefer --password-file)")
+    secret.add_argument("--password-file", metavar="PATH",
+                        help="file whose first line is the ZeroMQ PLAIN password")
 
     rep = sub.add_parser("replay", help="replay a capture through the daemon or onto a PUB socket")
     rep.add_argument("capture", help="capture file written by 'record'")
@@ -85,8 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "record":
         from helpers.capture import record
 
+        password = args.password
+        if args.password_file:
+            try:
+                with open(args.password_file, encoding="utf-8") as fh:
+                    password = fh.readline().rstrip("\r\n")
+            except OSError as exc:
+                print(f"cannot read --password-file: {exc.strerror}", file=sys.stderr)
+                return 2
         n = record(args.url, args.instance, args.out, count=args.count, seconds=args.seconds,
-                   username=args.username, password=args.password)
+                   username=args.username, password=password)
         logging.getLogger("record").info("recorded %d frames to %s", n, args.out)
         return 0
     if args.command == "admin":

@@ -249,3 +249,36 @@ def test_replay_command_publishes_one_instance_of_a_capture(tmp_path: Path) -> N
     assert proc.returncode == 0, err
     assert got == mine
     assert "publish: 5/5 (100%)" in err
+
+
+def test_record_reads_the_plain_password_from_a_file(tmp_path: Path) -> None:
+    from zmq.auth.thread import ThreadAuthenticator
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    auth = ThreadAuthenticator(ctx)
+    auth.start()
+    auth.configure_plain(domain="*", passwords={"recorder": "s3cret pass"})
+    pub = ctx.socket(zmq.PUB)
+    pub.plain_server = True
+    url = f"tcp://127.0.0.1:{pub.bind_to_random_port('tcp://127.0.0.1')}"
+    secret = tmp_path / "password"
+    secret.write_text("s3cret pass\n")
+    out = tmp_path / "feed.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "zmq_subscriber.py"), "record", "--url", url,
+         "--username", "recorder", "--password-file", str(secret), "--out", str(out),
+         "--count", "1", "--seconds", "20"], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            pub.send(frame("misp_json_self", KEEPALIVE))  # until the recorder has one
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        auth.stop()
+        ctx.destroy(linger=0)
+    assert proc.returncode == 0, err.decode()
+    assert [i.frame for i in read_capture(out)] == [frame("misp_json_self", KEEPALIVE)]
+    assert b"s3cret" not in err
