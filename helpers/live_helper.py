@@ -14,6 +14,7 @@ from helpers.observations import AttributeObs, KeepaliveObs
 # Attribute members too large for a live line: attachments travel as base64.
 _DROP_FROM_ATTRIBUTE = "data"
 _NAMES = {False: "Attribute", True: "ObjectAttribute"}
+_UNSET = object()
 
 
 def escape_json(doc: bytes) -> bytes:
@@ -34,10 +35,11 @@ class Live:
             KeepaliveObs: self.on_keepalive,
         }
         self.procs: dict[str, str] = {}
-        # The attributes of one event share its header: serialised once, not once each.
-        self._header: dict[str, object] | None = None
-        self._header_json = b""
-        self._zmq_names: dict[str, bytes] = {}
+        # The attributes of one event share its header: serialised (and escaped) once.
+        self._header: object = _UNSET
+        self._header_json = self._header_escaped = b""
+        # Per (object attribute?, instance): the constant parts of the two lines.
+        self._frames: dict[tuple[bool, str], tuple[str, bytes, bytes, bytes, bytes]] = {}
 
     def publish(self, name: str, log_json: str, ctx: Context, cache: bool = True) -> None:
         """Publish ``{"name", "log": <JSON string>, "zmqName"}`` and keep it in the
@@ -56,22 +58,33 @@ class Live:
         attr = obs.attribute
         if _DROP_FROM_ATTRIBUTE in attr:
             attr = {k: v for k, v in attr.items() if k != _DROP_FROM_ATTRIBUTE}
+        attr_json = orjson.dumps(attr)
         event = obs.event
-        if event is None:
-            log = b'{"Attribute":' + orjson.dumps(attr) + b"}"
-        else:
-            if event is not self._header:
-                self._header = event
-                self._header_json = b',"Event":' + orjson.dumps(event) + b"}"
-            log = b'{"Attribute":' + orjson.dumps(attr) + self._header_json
-        zmq_name = self._zmq_names.get(ctx.instance)
-        if zmq_name is None:
-            zmq_name = self._zmq_names[ctx.instance] = orjson.dumps(ctx.instance)
-        head = b'{"name":"' + _NAMES[obs.is_object].encode() + b'","log":'
-        tail = b',"zmqName":' + zmq_name + b"}"
-        ctx.batch.publish(self.channel, head + b'"' + escape_json(log) + b'"' + tail)
-        ctx.batch.lpush_capped(keys.live_cache(_NAMES[obs.is_object]), head + log + tail,
-                               self.max_history)
+        if event is not self._header:
+            self._header = event
+            self._header_json = b"}" if event is None else \
+                b',"Event":' + orjson.dumps(event) + b"}"
+            self._header_escaped = escape_json(self._header_json)
+        frame = self._frames.get((obs.is_object, ctx.instance))
+        if frame is None:
+            frame = self._frames[(obs.is_object, ctx.instance)] = \
+                self._frame(obs.is_object, ctx.instance)
+        key, pub_head, pub_tail, cache_head, cache_tail = frame
+        ctx.batch.publish(self.channel, b"".join(
+            (pub_head, escape_json(attr_json), self._header_escaped, pub_tail)))
+        ctx.batch.lpush_capped(key, b"".join(
+            (cache_head, attr_json, self._header_json, cache_tail)), self.max_history)
+
+    @staticmethod
+    def _frame(is_object: bool, instance: str) -> tuple[str, bytes, bytes, bytes, bytes]:
+        """``{"name":…,"log":"{\\"Attribute\\":`` … ``","zmqName":…}`` and the same
+        with ``log`` as an object, for the cache."""
+        name = _NAMES[is_object]
+        start = b'{"name":' + orjson.dumps(name) + b',"log":'
+        end = b',"zmqName":' + orjson.dumps(instance) + b"}"
+        opening = b'{"Attribute":'
+        return (keys.live_cache(name), start + b'"' + escape_json(opening), b'"' + end,
+                start + opening, end)
 
     def on_keepalive(self, obs: KeepaliveObs, ctx: Context) -> None:
         # The reference dashboard's web page reads "log" as the text "[<uptime>]".
