@@ -223,11 +223,12 @@ class DaemonProcess:
 
 
 def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS and VmHWM (peak RSS) of ``pid``, in bytes."""
+    """VmRSS, VmHWM (peak RSS), RssAnon and RssFile (mapped files: the GeoIP
+    database is read through mmap) of ``pid``, in bytes."""
     out = {}
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith(("VmRSS:", "VmHWM:")):
+            if line.startswith(("VmRSS:", "VmHWM:", "RssAnon:", "RssFile:")):
                 name, value = line.split(":", 1)
                 out[name] = int(value.split()[0]) * 1024
     return out

@@ -61,7 +61,7 @@ def summary(r: dict[str, Any]) -> list[str]:
     t, lat, big, floor = r["throughput"], r["latency"], r["big"], r["floor"]
     ratio = t["rate"] / floor["rate"]
     top = ", ".join(f"{c} {n / t['messages']:.3f}" for c, n in t["commands"].most_common(6))
-    rss = " ".join(f"{n // 1000}k:{v / MB:.0f}" for n, v in t["rss_points"])
+    rss = " ".join(f"{n // 1000}k:{v / MB:.0f}({f / MB:.0f})" for n, v, f in t["rss_points"])
     limit = big["frame_bytes"] * TARGET_BIG_MEMORY_FACTOR
     return [
         throughput_line(r),
@@ -71,7 +71,7 @@ def summary(r: dict[str, Any]) -> list[str]:
         f"target >= {TARGET_FLOOR_RATIO}: {_ok(ratio >= TARGET_FLOOR_RATIO)}",
         f"redis commands per message: {t['commands_per_msg']:.3f} (top: {top})",
         f"peak RSS: {t['peak_rss'] / MB:.0f} MB over {t['messages']:,} messages (idle after start"
-        f" {t['idle_rss'] / MB:.0f} MB; RSS MB at "
+        f" {t['idle_rss'] / MB:.0f} MB; RSS MB (of which mapped files) at "
         f"each tenth: {rss}) target <= {TARGET_RSS // MB} MB: {_ok(t['peak_rss'] <= TARGET_RSS)}",
         f"live delay at {lat['rate']:,.0f} msg/s: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f}"
         f" ms, max {lat['max']:.1f} ms ({lat['samples']:,} stamped of {lat['live_messages']:,} "

@@ -105,14 +105,16 @@ class Run:
     def go(self) -> None:
         self.conn.send("go")
 
-    def watch(self, timeout: float = 120.0) -> list[tuple[float, int, int]]:
-        """Poll until the daemon reports all frames received: (time, received, RSS)."""
-        samples: list[tuple[float, int, int]] = []
+    def watch(self, timeout: float = 120.0) -> list[tuple[float, int, int, int]]:
+        """Poll until the daemon reports all frames received:
+        (time, received, RSS, file-backed part of the RSS)."""
+        samples: list[tuple[float, int, int, int]] = []
         last_progress, last = time.monotonic(), -1
         while True:
             received = int(self.client.hget(STATUS_KEY, "received") or 0)
             now = time.time()
-            samples.append((now, received, proc_status(self.daemon.pid)["VmRSS"]))
+            st = proc_status(self.daemon.pid)
+            samples.append((now, received, st["VmRSS"], st["RssFile"]))
             if received >= self.n:
                 return samples
             if received != last:
@@ -177,14 +179,14 @@ def run_throughput(srv: RedisServer, tmp: Path, pool: Workload, n: int,
             "redis_cpu": redis_cpu}
 
 
-def rss_points(samples: list[tuple[float, int, int]], n: int) -> list[tuple[int, int]]:
-    """(messages received, RSS) at each tenth of the run."""
+def rss_points(samples: list[tuple[float, int, int, int]], n: int) -> list[tuple[int, int, int]]:
+    """(messages received, RSS, its file-backed part) at each tenth of the run."""
     points = []
     for tenth in range(1, 11):
         mark = n * tenth // 10
-        for _, received, rss in samples:
+        for _, received, rss, file_rss in samples:
             if received >= mark:
-                points.append((received, rss))
+                points.append((received, rss, file_rss))
                 break
     return points
 
