@@ -70,6 +70,61 @@ def _load(path: str | None) -> Config:
         raise SystemExit(2) from None
 
 
+def _record(cfg: Config, args: argparse.Namespace) -> int:
+    from helpers.capture import record
+
+    password = args.password
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as fh:
+                password = fh.readline().rstrip("\r\n")
+        except OSError as exc:
+            print(f"cannot read --password-file: {exc.strerror}", file=sys.stderr)
+            return 2
+    n = record(args.url, args.instance, args.out, count=args.count, seconds=args.seconds,
+               username=args.username, password=password)
+    logging.getLogger("record").info("recorded %d frames to %s", n, args.out)
+    return 0
+
+
+def _replay(cfg: Config, args: argparse.Namespace) -> int:
+    from helpers.capture import publish
+    from helpers.daemon import replay_capture
+
+    if args.publish:
+        publish(args.capture, args.publish, rate=args.rate, instance=args.instance)
+    else:
+        for stats in replay_capture(cfg, args.capture).values():
+            print(stats.summary())
+    return 0
+
+
+def _admin(cfg: Config, args: argparse.Namespace) -> int:
+    from helpers.admin import run_admin
+
+    return run_admin(cfg, args)
+
+
+def _status(cfg: Config, args: argparse.Namespace) -> int:
+    from helpers.status_cli import print_status
+
+    return print_status(cfg)
+
+
+def _run(cfg: Config, args: argparse.Namespace) -> int:
+    from helpers.daemon import Daemon
+
+    try:
+        daemon = Daemon(cfg)
+    except ConfigError as exc:  # found only when opening it, e.g. a geo.database that is no MMDB
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    return daemon.run()
+
+
+COMMANDS = {"record": _record, "replay": _replay, "admin": _admin}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "demo":
@@ -82,47 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration OK: {len(cfg.instances)} instance(s), Redis {cfg.redis!r}")
         return 0
     setup_logging(cfg.logging.level, cfg.logging.format, cfg.logging.file)
-    if args.status:
-        from helpers.status_cli import print_status
-
-        return print_status(cfg)
-    if args.command == "record":
-        from helpers.capture import record
-
-        password = args.password
-        if args.password_file:
-            try:
-                with open(args.password_file, encoding="utf-8") as fh:
-                    password = fh.readline().rstrip("\r\n")
-            except OSError as exc:
-                print(f"cannot read --password-file: {exc.strerror}", file=sys.stderr)
-                return 2
-        n = record(args.url, args.instance, args.out, count=args.count, seconds=args.seconds,
-                   username=args.username, password=password)
-        logging.getLogger("record").info("recorded %d frames to %s", n, args.out)
-        return 0
-    if args.command == "admin":
-        from helpers.admin import run_admin
-
-        return run_admin(cfg, args)
-    if args.command == "replay":
-        from helpers.capture import publish
-        from helpers.daemon import replay_capture
-
-        if args.publish:
-            publish(args.capture, args.publish, rate=args.rate, instance=args.instance)
-        else:
-            for stats in replay_capture(cfg, args.capture).values():
-                print(stats.summary())
-        return 0
-    from helpers.daemon import Daemon
-
-    try:
-        daemon = Daemon(cfg)
-    except ConfigError as exc:  # found only when opening it, e.g. a geo.database that is no MMDB
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    return daemon.run()
+    command = _status if args.status else COMMANDS.get(args.command, _run)
+    return command(cfg, args)
 
 
 if __name__ == "__main__":
