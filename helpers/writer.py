@@ -45,11 +45,50 @@ SPILL_PAUSE_SECONDS = 10.0  # after a failed journal write, before trying the di
 REJECTED_DIR = "rejected"  # under the journal directory: batches the script failed on
 
 
-def make_client(cfg: RedisConfig, *, retries: bool = True) -> redis.Redis:
+class ChunkedPacker:
+    """RESP packing that hands large arguments to the socket as they are.
+
+    redis-py's default packer (hiredis) copies every argument into one buffer
+    while holding the GIL: for the writer's multi-megabyte batch payloads that
+    copy stalled the receive loop in the other thread.  Here a large argument is
+    its own chunk; ``sendall`` writes it with the GIL released.
+    """
+
+    LARGE = 16384
+
+    def pack(self, *args: Any) -> list[bytes]:
+        # As redis-py's packers: a command name may hold its subcommand ("SCRIPT LOAD").
+        name = args[0].encode() if isinstance(args[0], str) else bytes(args[0])
+        args = (*name.split(), *args[1:])
+        chunks: list[bytes] = []
+        head = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            if isinstance(arg, str):
+                arg = arg.encode()
+            elif isinstance(arg, int):
+                arg = b"%d" % arg
+            elif isinstance(arg, float):
+                arg = repr(arg).encode()
+            elif isinstance(arg, (bytearray, memoryview)):
+                arg = bytes(arg)
+            if len(arg) >= self.LARGE:
+                head.append(b"$%d\r\n" % len(arg))
+                chunks += (b"".join(head), arg)
+                head = [b"\r\n"]
+            else:
+                head += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+        chunks.append(b"".join(head))
+        return chunks
+
+
+def make_client(cfg: RedisConfig, *, retries: bool = True,
+                large_arguments: bool = False) -> redis.Redis:
     """A Redis client for the configured URL, credentials and TLS files.
 
     ``retries=False``: a command that fails is not silently re-sent by the
     client library (the writer has its own backoff and outage accounting).
+    ``large_arguments``: commands carry megabytes (the writer's batches); see
+    :class:`ChunkedPacker`.
     """
     kwargs: dict[str, Any] = {
         "socket_timeout": cfg.socket_timeout,
@@ -58,6 +97,8 @@ def make_client(cfg: RedisConfig, *, retries: bool = True) -> redis.Redis:
     }
     if not retries:
         kwargs["retry"] = Retry(NoBackoff(), 0)
+    if large_arguments:
+        kwargs["command_packer"] = ChunkedPacker()
     if cfg.username:
         kwargs["username"] = cfg.username
     if cfg.password:
@@ -96,7 +137,7 @@ class RedisWriter:
     def __init__(self, redis_cfg: RedisConfig, writer_cfg: WriterConfig,
                  procs: dict[str, str], retention_days: int = 0, *,
                  journal_dir: Path | None = None) -> None:
-        self.client = make_client(redis_cfg, retries=False)
+        self.client = make_client(redis_cfg, retries=False, large_arguments=True)
         self.script = self.client.register_script(build_script(procs))
         self.writer_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.marker = ingest_applied(self.writer_id)
