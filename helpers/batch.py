@@ -225,6 +225,26 @@ end
 local function keep(key)
   if retention > 0 then call('EXPIRE', key, retention) end
 end
+-- Procedures read and increment some counters many times in one batch (an
+-- organisation's total).  incr() makes the first increment of a key real (its
+-- reply is the total) and adds the next ones up in Lua; they are written with one
+-- INCRBY per key after the last op.  Nothing else in the script writes those keys,
+-- and the script is atomic, so every reply is what the plain INCRBY would give.
+local counted, pending = {}, {}
+local function incr(key, by)
+  local v = counted[key]
+  if v == nil then
+    v = call('INCRBY', key, by)
+    if v then counted[key] = v end
+    return v
+  end
+  v = v + by
+  counted[key] = v
+  pending[key] = (pending[key] or 0) + by
+  return v
+end
+-- What else a procedure learnt in this batch and may reuse (see the procedures).
+local memo = {}
 local PROCS = {}
 """
 
@@ -257,6 +277,7 @@ for i = 1, #ops do
     call('LTRIM', op[2], 0, op[3] - 1)
   else failed = failed + 1 end
 end
+for key, by in pairs(pending) do call('INCRBY', key, by) end
 redis.call('SET', marker, seq, 'EX', 604800)
 return {#ops, failed}
 """
@@ -267,8 +288,10 @@ def build_script(procs: dict[str, str]) -> str:
 
     ``procs`` maps a name to the Lua body of ``function(op)``, where ``op[3]``,
     ``op[4]``… are the arguments given to :meth:`Batch.call`; the body may use
-    ``call(...)`` (a failure-counting ``redis.pcall``) and ``keep(key)`` (apply
-    the retention TTL to a per-day key).
+    ``call(...)`` (a failure-counting ``redis.pcall``), ``keep(key)`` (apply
+    the retention TTL to a per-day key), ``incr(key, by)`` (INCRBY for a key only
+    procedures write, applied once per key and batch) and ``memo`` (a table that
+    lives as long as the batch).
     """
     parts = [_SCRIPT_HEAD]
     for name, body in sorted(procs.items()):

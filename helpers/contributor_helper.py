@@ -59,30 +59,41 @@ _PROC_TEMPLATE = r"""
     call('PUBLISH', op[11], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
          .. op[9] .. '}')
   end
-  local total = call('INCRBY', op[12], op[6] * n)
+  local total = incr(op[12], op[6] * n)
   if not total then return end
   local week, month = 0, 0
   if op[13] ~= '' then
-    week = call('INCRBY', op[13], n) or 0
+    week = incr(op[13], n) or 0
     if week == n then call('EXPIRE', op[13], op[14]) end  -- the window opens, never extends
   end
   if op[15] ~= '' then
-    month = call('INCRBY', op[15], n) or 0
+    month = incr(op[15], n) or 0
     if month == n then call('EXPIRE', op[15], op[16]) end
   end
+  local held = memo.held
+  if not held then held = {}; memo.held = held end
   for j = 19, #op, 5 do
-    local c = op[j + 4]
-    if total >= op[j + 2] and (c == 0 or (c == 1 and month >= 1) or (c == 2 and week >= 1)
-                               or (c == 3 and week > @HEAVY@)) then
-      if call('SET', op[j + 1], 1, 'EX', op[j + 3], 'NX') then
+    local c, rkey = op[j + 4], op[j + 1]
+    -- A requirement handled earlier in this batch: SET NX would fail and EXPIRE would
+    -- set the same TTL again (the script's clock stands still), so nothing to do.
+    if not held[rkey] and total >= op[j + 2] and
+       (c == 0 or (c == 1 and month >= 1) or (c == 2 and week >= 1)
+        or (c == 3 and week > @HEAVY@)) then
+      local got = call('SET', rkey, 1, 'EX', op[j + 3], 'NX')
+      if got then
         award('["contribution_status", ' .. op[j] .. ']')
       else
-        call('EXPIRE', op[j + 1], op[j + 3])  -- held already: its TTL restarts
+        call('EXPIRE', rkey, op[j + 3])  -- held already: its TTL restarts
       end
+      if got ~= nil then held[rkey] = true end
     end
   end
   local tkey = op[17]
   if tkey == '' then return end
+  -- The trophy set's size and this organisation's score, as this batch left them
+  -- (only this procedure writes trophy sets).
+  local tm = memo[tkey]
+  if not tm then tm = {scores = {}}; memo[tkey] = tm end
   local function trank(pos, card)
     if not pos then return 0 end
     if pos == 0 then return @TOP@ end
@@ -92,13 +103,18 @@ _PROC_TEMPLATE = r"""
     end
     return @TOP@ - #cum
   end
-  local s0 = call('ZSCORE', tkey, org)
+  local s0 = tm.scores[org]
+  if s0 == nil then
+    s0 = call('ZSCORE', tkey, org)
+    if s0 then s0 = tonumber(s0) end
+  end
   local card, r0
   if s0 then
-    s0 = tonumber(s0); card = call('ZCARD', tkey); r0 = trank(call('ZREVRANK', tkey, org), card)
+    card = tm.card or call('ZCARD', tkey); r0 = trank(call('ZREVRANK', tkey, org), card)
   else
-    s0 = 0; r0 = 0; card = (call('ZCARD', tkey) or 0) + 1
+    s0 = 0; r0 = 0; card = (tm.card or call('ZCARD', tkey) or 0) + 1
   end
+  if card then tm.card = card; tm.scores[org] = s0 + n end  -- what every path below leaves
   if r0 == @TOP@ then call('ZINCRBY', tkey, n, org); return end
   -- The rank after step k of n (score s0 + k) never decreases with k: probe the ends and
   -- bisect only where two known ranks differ by 2 or more, to find every rank reached.
