@@ -24,8 +24,13 @@ from helpers.keys import PER_DAY_PREFIXES
 _CHUNK = 500  # items per variadic command (Lua's unpack() has a stack limit)
 
 
-def _utf8(blob: str | bytes) -> bytes:
-    return blob if isinstance(blob, bytes) else blob.encode()
+Blob = str | bytes | tuple[bytes, ...]  # a tuple: parts of one value, joined when encoded
+
+
+def blob_bytes(blob: Blob) -> bytes:
+    if isinstance(blob, bytes):
+        return blob
+    return blob.encode() if isinstance(blob, str) else b"".join(blob)
 
 
 class Batch:
@@ -56,7 +61,7 @@ class Batch:
         self.hashes: dict[str, dict[str, str]] = {}
         self.expires: dict[str, int] = {}
         self.expires_nx: dict[str, int] = {}
-        self.lists: dict[str, tuple[int, list[str | bytes]]] = {}
+        self.lists: dict[str, tuple[int, list[Blob]]] = {}
         self.calls: list[list[Any]] = []
         self.pubs: list[tuple[str, str | bytes]] = []  # bytes: UTF-8 JSON
         self.messages = 0  # messages whose effects are in this batch
@@ -103,7 +108,7 @@ class Batch:
         self.expires_nx[key] = seconds
         self.size += 1
 
-    def lpush_capped(self, key: str, value: str | bytes, maxlen: int) -> None:
+    def lpush_capped(self, key: str, value: Blob, maxlen: int) -> None:
         """LPUSH then LTRIM to the newest ``maxlen`` entries."""
         entry = self.lists.get(key)
         if entry is None:
@@ -157,7 +162,7 @@ class Batch:
         ops.extend(self.calls)
         blobs: list[bytes] = []
         for key, (maxlen, values) in self.lists.items():
-            encoded = [_utf8(v) for v in values[-maxlen:]]
+            encoded = [blob_bytes(v) for v in values[-maxlen:]]
             for i in range(0, len(encoded), _CHUNK):
                 chunk = encoded[i:i + _CHUNK]
                 ops.append(["lb", key, maxlen, *map(len, chunk)])

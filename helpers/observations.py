@@ -103,20 +103,23 @@ class InstanceState:
 
 # --- Organisation directory (semantics §2) ------------------------------------
 
-_ORG_PLACES = (("Orgc",), ("Org",), ("Organisation",), ("Event", "Orgc"), ("Event", "Org"))
-
-
 def learn_orgs(body: dict[str, Any], state: InstanceState) -> list[tuple[str, str]]:
     """Update the id -> name directory from every organisation object in ``body``.
 
     Returns the (id, name) pairs that are new or changed, for persistence.
     """
-    changed = []
-    for place in _ORG_PLACES:
-        org = path(body, *place)
-        if not isinstance(org, dict):
+    changed: list[tuple[str, str]] = []
+    event = body.get("Event")
+    for org in (body.get("Orgc"), body.get("Org"), body.get("Organisation"),
+                event.get("Orgc") if type(event) is dict else None,
+                event.get("Org") if type(event) is dict else None):
+        if type(org) is not dict:
             continue
-        org_id, name = id_str(org.get("id")), nonempty_str(org.get("name"))
+        org_id, name = org.get("id"), org.get("name")
+        # The hot path: a known organisation under the very same id and name.
+        if type(org_id) is str and type(name) is str and state.orgs.get(org_id) == name:
+            continue
+        org_id, name = id_str(org_id), nonempty_str(name)
         if org_id and name and state.orgs.get(org_id) != name:
             state.orgs[org_id] = name
             changed.append((org_id, name))
@@ -139,17 +142,18 @@ def _attribute_obs(
     action: str | None = None,
 ) -> AttributeObs | None:
     category = attr.get("category")
-    if not isinstance(category, str):
+    if type(category) is not str:
         return None  # semantics §1: not an observation at all
-    atype, value = attr.get("type"), attr.get("value")
+    atype, value, object_id, tags = (attr.get("type"), attr.get("value"), attr.get("object_id"),
+                                     attr.get("Tag"))
     return AttributeObs(
         attribute=attr,
         category=category,
-        type=atype if isinstance(atype, str) else None,
-        value=value if isinstance(value, str) else None,
-        is_object=bool(as_int(attr.get("object_id"), 0)),
+        type=atype if type(atype) is str else None,
+        value=value if type(value) is str else None,
+        is_object=object_id != "0" and bool(as_int(object_id, 0)),  # "0": the usual case
         org=org,
-        tags=as_dicts(attr.get("Tag")),
+        tags=as_dicts(tags) if tags else [],
         event=event,
         source=source,
         action=action,

@@ -92,6 +92,7 @@ class Dispatcher:
         self.dead_letter_max = dead_letter_max
         self.batch = Batch()
         self.warn = RateLimitedLog(log)
+        self._contexts: dict[str, Context] = {}
 
     def take_batch(self) -> Batch:
         batch, self.batch = self.batch, Batch()
@@ -134,15 +135,23 @@ class Dispatcher:
 
     def _dispatch(self, instance: str, topic: str, body: dict[str, Any], state: InstanceState,
                   stats: InstanceStats, now: float) -> None:
-        day, hour = self.clock.keys(now)
-        ctx = Context(now, day, hour, instance, self.batch, stats)
+        # One context per feed, updated in place: handlers use it during the call only.
+        ctx = self._contexts.get(instance)
+        if ctx is None:
+            ctx = self._contexts[instance] = Context(now, "", "", instance, self.batch, stats)
+        ctx.day, ctx.hour = self.clock.keys(now)
+        ctx.now, ctx.batch, ctx.stats = now, self.batch, stats
+        routes = self.routes
         failed = False
         try:
             # The directory is updated before the message's own effects (semantics §2).
             for org_id, name in learn_orgs(body, state):
                 ctx.batch.hset(keys.ingest_orgs(instance), org_id, name)
-            for obs in extractor_of(topic)(body, state):
-                for handler in self.routes.get(type(obs), ()):
+            for obs in TOPICS[topic](body, state):
+                handlers = routes.get(type(obs))
+                if handlers is None:
+                    continue
+                for handler in handlers:
                     try:
                         handler(obs, ctx)
                     except Exception:
@@ -181,7 +190,3 @@ class Dispatcher:
                               "received": now, "detail": detail, "frame": excerpt})
         self.batch.lpush_capped(keys.DEAD_LETTER, entry.decode(), self.dead_letter_max)
         self.batch.messages += 1
-
-
-def extractor_of(topic: str) -> Extractor:
-    return TOPICS[topic]

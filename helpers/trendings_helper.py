@@ -35,6 +35,7 @@ class Trendings:
             SightingObs: self.on_sighting,
         }
         self.procs: dict[str, str] = {}
+        self._day = self._categs = ""
 
     def _tags(self, tags: list[dict[str, Any]], ctx: Context) -> None:
         key = keys.trendings("TAGS", ctx.day)
@@ -53,7 +54,9 @@ class Trendings:
         self._tags(obs.tags, ctx)
 
     def on_attribute(self, obs: AttributeObs, ctx: Context) -> None:
-        ctx.batch.zincrby(keys.trendings("CATEGS", ctx.day), obs.category)
+        if ctx.day != self._day:  # the key, built once a day
+            self._day, self._categs = ctx.day, keys.trendings("CATEGS", ctx.day)
+        ctx.batch.zincrby(self._categs, obs.category)
         if obs.tags:
             self._tags(obs.tags, ctx)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from helpers.batch import blob_bytes
 from tests.factories import (
     DAY,
     KEEPALIVE,
@@ -73,7 +74,7 @@ def test_attribute_add_counts_its_category_and_goes_live(style: str) -> None:
                                                   "Event": header}})]
     (maxlen, values), = batch.lists.values()
     assert list(batch.lists) == ["TEMP_CACHE_LIVE:Attribute"] and maxlen == 100
-    assert json.loads(values[0]) == {"name": "Attribute", "zmqName": "misp1",
+    assert json.loads(blob_bytes(values[0])) == {"name": "Attribute", "zmqName": "misp1",
                                      "log": {"Attribute": sent["Attribute"], "Event": header}}
 
 
