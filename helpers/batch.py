@@ -22,6 +22,18 @@ import orjson
 from helpers.keys import PER_DAY_PREFIXES
 
 _CHUNK = 500  # items per variadic command (Lua's unpack() has a stack limit)
+# A payload with publications starts with their length (an op list starts with "[").
+_PUBS_HEAD = b"P%010d\n"
+_PUBS_HEAD_LEN = len(_PUBS_HEAD % 0)
+
+
+def split_payload(payload: bytes) -> tuple[memoryview, memoryview | None]:
+    """A payload as (what the batch script reads, the ``PUBLISH`` commands or None)."""
+    view = memoryview(payload)
+    if payload[:1] != b"P":  # no publications (or a payload of an earlier version)
+        return view, None
+    end = len(payload) - int(view[1:_PUBS_HEAD_LEN - 1])
+    return view[_PUBS_HEAD_LEN:end], view[end:]
 
 
 Blob = str | bytes | tuple[bytes, ...]  # a tuple: parts of one value, joined when encoded
@@ -131,9 +143,10 @@ class Batch:
     # --- encoding -------------------------------------------------------------
 
     def encode(self, retention_days: int = 0) -> bytes:
-        """The batch as the payload :data:`BATCH_SCRIPT` reads: a JSON op list, then
-        (after a newline) the *blob region*, the publications and list values
-        concatenated as they are.
+        """The batch as one payload: a JSON op list, then (after a newline) the *blob
+        region*, the list values concatenated as they are, which the batch script
+        reads; then the publications as ``PUBLISH`` commands, which the writer sends
+        after the script, with their length in front (:func:`split_payload`).
 
         The blobs are the bulk of a batch (a live message is an attribute and its
         event header, JSON inside JSON); the ops give their byte lengths and the
@@ -143,7 +156,7 @@ class Batch:
 
         Order matters: state and counters first, procedures next (they read
         counters), capped lists and expiries after the writes they apply to,
-        publications last so a dashboard that hears one finds the data.
+        publications after the script, so a dashboard that hears one finds the data.
         """
         ops: list[list[Any]] = []
         for key, fields in self.hashes.items():
@@ -171,26 +184,33 @@ class Batch:
         ops.extend(["ex", key, ttl] for key, ttl in self.expires.items())
         if retention_days > 0:
             ops.extend(["ex", key, retention_days * 86400] for key in self._per_day_keys())
-        self._encode_pubs(ops, blobs)
         head = orjson.dumps(ops)
+        pubs = self._encode_pubs()
+        if not blobs and not pubs:
+            return head
         # orjson never writes a raw newline (it escapes control characters in strings).
-        return b"".join((head, b"\n", *blobs)) if blobs else head
+        if not pubs:
+            return b"".join((head, b"\n", *blobs))
+        return b"".join((_PUBS_HEAD % sum(map(len, pubs)), head, b"\n", *blobs, *pubs))
 
-    def _encode_pubs(self, ops: list[list[Any]], blobs: list[bytes]) -> None:
-        """One ``pb`` op per channel: each channel's messages in the order published.
+    def _encode_pubs(self) -> list[bytes]:
+        """The publications as ready-made ``PUBLISH`` commands (RESP), in the order given.
 
-        (Publications on different channels go to different listeners, and all of
-        a batch's reach them together, at the end of the script.)
+        The writer sends them to Redis after the batch script has applied the batch
+        (:func:`split_payload`); through the script each cost a Lua ``redis.call``,
+        several times what Redis spends on the same command from a client.
         """
-        by_channel: dict[str, list[bytes]] = {}
+        parts: list[bytes] = []
+        prefixes: dict[str, bytes] = {}
         for channel, message in self.pubs:
-            messages = by_channel.get(channel)
-            if messages is None:
-                messages = by_channel[channel] = []
-            messages.append(message if isinstance(message, bytes) else message.encode())
-        for channel, messages in by_channel.items():
-            ops.append(["pb", channel, *map(len, messages)])
-            blobs += messages
+            prefix = prefixes.get(channel)
+            if prefix is None:
+                name = channel.encode()
+                prefix = prefixes[channel] = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
+                    len(name), name)
+            body = message if isinstance(message, bytes) else message.encode()
+            parts += (prefix, b"$%d\r\n" % len(body), body, b"\r\n")
+        return parts
 
     def _per_day_keys(self) -> set[str]:
         """Per-day keys written by this batch, except those a feature gives their own TTL."""
@@ -273,7 +293,7 @@ for i = 1, #ops do
     if call('TTL', op[2]) == -1 then call('EXPIRE', op[2], op[3]) end
   elseif c == 'ex' then call('EXPIRE', op[2], op[3])
   elseif c == 'pu' then call('PUBLISH', op[2], op[3])
-  elseif c == 'pb' then
+  elseif c == 'pb' then  -- publications, in payloads journaled by earlier versions
     for j = 3, #op do call('PUBLISH', op[2], blob(op[j])) end
   elseif c == 'lb' then
     local values = {}

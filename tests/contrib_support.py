@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from helpers.batch import build_script
+from helpers.batch import build_script, split_payload
 from helpers.clock import DayClock
 from helpers.config import Config
 from helpers.contributor_helper import Contributions
@@ -16,6 +16,7 @@ from helpers.observations import InstanceState
 from helpers.ranking import Ranking
 from helpers.router import Dispatcher
 from helpers.stats import InstanceStats
+from helpers.writer import Publisher
 
 NOW = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC
 DAY = "20260101"
@@ -36,6 +37,7 @@ class Harness:
                                      {instance: (InstanceState(instance), self.stats)},
                                      self.sealed.append)
         self.script = client.register_script(build_script(self.feature.procs))
+        self.publisher = Publisher(client)
         self.seq = 0
 
     def send(self, topic: str, body: dict[str, Any], now: float = NOW, flush: bool = True) -> None:
@@ -47,9 +49,11 @@ class Harness:
     def flush(self) -> None:
         for batch in [*self.sealed, self.dispatcher.take_batch()]:
             self.seq += 1
-            _applied, failed = self.script(keys=["INGEST:applied:test"],
-                                          args=[self.seq, batch.encode(), 0])
+            ops, pubs = split_payload(batch.encode())  # as the writer applies a batch
+            _applied, failed = self.script(keys=["INGEST:applied:test"], args=[self.seq, ops, 0])
             assert failed == 0, "an operation of the batch failed"
+            if pubs is not None:
+                self.publisher.publish(pubs)
         self.sealed.clear()
 
 

@@ -10,11 +10,11 @@ import hiredis
 import orjson
 import redis
 
-from helpers.batch import Batch
+from helpers.batch import Batch, split_payload
 from helpers.config import RedisConfig, WriterConfig
 from helpers.live_helper import escape_json
 from helpers.redis_server import RedisServer
-from helpers.writer import RedisWriter
+from helpers.writer import Publisher, RedisWriter
 
 # Multi-byte UTF-8 everywhere, a JSON string with escapes, a raw newline, an empty value.
 VALUES = ['{"v": "Ünïcödé 情報 😀"}', b'{"log":"{\\"a\\":\\"\\\\\\\\\\"}"}', "line\nbreak", "",
@@ -67,7 +67,7 @@ def test_list_values_of_any_text_arrive_intact_newest_first_and_capped(
     assert r.lrange("L", 0, -1) == [as_bytes(v) for v in reversed(VALUES[1:])]
 
 
-def test_publications_arrive_intact_and_in_order_per_channel(
+def test_publications_arrive_intact_and_in_order(
         redis_server: RedisServer, r: redis.Redis) -> None:
     sock, reader = listen(redis_server, ["A", "B"])
     batch = Batch()
@@ -80,8 +80,7 @@ def test_publications_arrive_intact_and_in_order_per_channel(
     apply(redis_server, batch)
     got = heard(sock, reader, len(sent))
     sock.close()
-    for channel in "AB":
-        assert [m for c, m in got if c == channel] == [m for c, m in sent if c == channel]
+    assert got == sent  # one connection: the order published, across channels too
     assert r.zscore("Z", "m") == 2
 
 
@@ -89,9 +88,33 @@ def test_payload_carries_messages_verbatim_not_escaped_again() -> None:
     batch = Batch()
     message = b'{"name":"Attribute","log":"{\\"value\\":\\"\xc3\x9c\\"}"}'
     batch.publish("1", message)
-    head, newline, blobs = batch.encode().partition(b"\n")
-    assert newline and blobs == message
-    assert orjson.loads(head) == [["pb", "1", len(message)]]
+    ops, pubs = split_payload(batch.encode())
+    assert bytes(ops) == b"[]\n"
+    assert pubs == b"*3\r\n$7\r\nPUBLISH\r\n$1\r\n1\r\n$%d\r\n%b\r\n" % (len(message), message)
+
+
+def test_a_payload_without_publications_is_all_for_the_script() -> None:
+    batch = Batch()
+    batch.lpush_capped("L", b"P0000000001\n", 5)
+    payload = batch.encode()
+    ops, pubs = split_payload(payload)
+    assert pubs is None and ops == payload
+
+
+def test_publications_the_script_may_not_send_go_through_lua(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    sock, reader = listen(redis_server, ["A", "B"])
+    batch = Batch()
+    sent = [("AB"[i % 2], as_bytes(v)) for i, v in enumerate(VALUES)]
+    for channel, message in sent:
+        batch.publish(channel, message)
+    publisher = Publisher(r)
+    publisher.raw = False  # as after CLIENT REPLY was refused
+    _, pubs = split_payload(batch.encode())
+    assert pubs is not None
+    publisher.publish(pubs)
+    assert heard(sock, reader, len(sent)) == [(c, m) for c, m in sent]
+    sock.close()
 
 
 def test_a_batch_without_blobs_is_the_op_list_alone() -> None:
@@ -103,3 +126,29 @@ def test_a_batch_without_blobs_is_the_op_list_alone() -> None:
 def test_escape_json_matches_a_json_encoder_on_compact_json() -> None:
     doc = orjson.dumps({"a": 'q"uote \\ back\nslash\t\u2028 é 😀 /', "b": [None, True, 1.5]})
     assert escape_json(doc) == orjson.dumps(doc.decode())[1:-1]
+
+
+def test_a_redis_user_refused_client_reply_still_gets_publications_out(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    r.execute_command("ACL", "SETUSER", "noreply", "on", ">pw-noreply", "~*", "&*", "+@all",
+                      "-client|reply")
+    try:
+        sock, reader = listen(redis_server, ["A"])
+        url = f"redis://noreply:pw-noreply@127.0.0.1:{redis_server.port}/0"
+        writer = RedisWriter(RedisConfig(url=url),
+                             WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")), {})
+        writer.start()
+        sent = []
+        for i in range(3):  # the first batch finds out, the next ones go through Lua
+            batch = Batch()
+            batch.publish("A", f"message {i}")
+            batch.incrby("K", 1)
+            sent.append(("A", f"message {i}".encode()))
+            writer.submit(batch.encode(), 1)
+            assert writer.drain(10)
+        writer.stop()
+        assert heard(sock, reader, 3) == sent
+        assert not writer.publisher.raw and r.get("K") == b"3"
+        sock.close()
+    finally:
+        r.execute_command("ACL", "DELUSER", "noreply")
