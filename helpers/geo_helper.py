@@ -2,8 +2,9 @@
 
 An attribute whose type carries an IP address is looked up in a MaxMind City
 database (the GeoLite2 release bundled with ``maxminddb-geolite2`` unless
-``geo.database`` names another); one that carries a phone number is placed at
-its country's position from the shipped table ``data/country_centroids.csv``.
+``geo.database`` names another), whose records are read as the plain dicts that
+``maxminddb`` decodes; one that carries a phone number is placed at its
+country's position from the shipped table ``data/country_centroids.csv``.
 Both lookups are cached in bounded LRU caches.  Anything that cannot be placed
 is counted with ``ctx.skip("geo_<reason>")``; nothing here raises into the loop.
 See doc/geo.md for the decisions behind the details.
@@ -18,14 +19,12 @@ import importlib.util
 import ipaddress
 import json
 import logging
+import math
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import geoip2.database
-import geoip2.errors
-import geoip2.models
 import maxminddb
 import phonenumbers
 
@@ -155,10 +154,10 @@ def non_public(addr: Address) -> str | None:
     return None
 
 
-def open_database(path: Path) -> geoip2.database.Reader:
+def open_database(path: Path) -> maxminddb.Reader:
     """Open a MaxMind City/Country database, the C extension when it is available."""
     try:
-        reader = geoip2.database.Reader(str(path), mode=maxminddb.MODE_AUTO)
+        reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
         raise ConfigError(f"geo.database: {path} is not a readable MaxMind database: {exc}"
                           ) from None
@@ -170,14 +169,77 @@ def open_database(path: Path) -> geoip2.database.Reader:
     return reader
 
 
-def query_of(reader: geoip2.database.Reader) -> Callable[[str], geoip2.models.Country]:
-    """The reader's lookup for its kind of database (a City model has a location)."""
+def has_location(reader: maxminddb.Reader) -> bool:
+    """Whether the reader's records are read as City records (location, subdivisions, city).
+
+    City and Enterprise databases are; a Country database's records are read for their
+    country only (as geoip2's ``country()`` model would), whatever else they carry.
+    """
     kind = reader.metadata().database_type
-    if "City" in kind:
-        return reader.city
-    if "Enterprise" in kind:
-        return reader.enterprise
-    return reader.country
+    return "City" in kind or "Enterprise" in kind
+
+
+def _iso_of(part: object) -> str:
+    """The ``iso_code`` of a record's country part, "" when it has none."""
+    if isinstance(part, dict):
+        iso = part.get("iso_code")
+        if isinstance(iso, str):
+            return iso
+    return ""
+
+
+def _en_of(part: object) -> str:
+    """The English name of a record part (``{"names": {"en": …}}``), "" when it has none."""
+    if isinstance(part, dict):
+        names = part.get("names")
+        if isinstance(names, dict):
+            name = names.get("en")
+            if isinstance(name, str):
+                return name
+    return ""
+
+
+def _degrees(value: object) -> float | None:
+    """A latitude or longitude of a record's location, None when missing or not a number."""
+    if isinstance(value, float | int) and not isinstance(value, bool) and math.isfinite(value):
+        return value
+    return None
+
+
+def place_of(record: object, with_location: bool, centroids: dict[str, Centroid]) -> Found:
+    """A database record (``maxminddb``'s decoded dict) as a place, or why it is none.
+
+    Reads what geoip2's models would expose, without building them: any part may be
+    missing or of an unexpected type in a record, and is then treated as missing.
+    """
+    if not isinstance(record, dict):  # geoip2 refused such a record (InvalidDatabaseError)
+        return "geo_db_error"
+    country = record.get("country")
+    iso = _iso_of(country)
+    if not iso:  # satellite providers and some anycast ranges carry only registered_country
+        country = record.get("registered_country")
+        iso = _iso_of(country)
+        if not iso:
+            return "geo_no_country"
+    iso = iso.upper()
+    centroid = centroids.get(iso)
+    name = _en_of(country) or (centroid.name if centroid else iso)
+    lat = lon = None
+    subdivision = city = ""
+    if with_location:
+        # The record's own location (a city's, or MaxMind's point for a country-level record).
+        location = record.get("location")
+        if isinstance(location, dict):
+            lat, lon = _degrees(location.get("latitude")), _degrees(location.get("longitude"))
+        subdivisions = record.get("subdivisions")
+        if isinstance(subdivisions, list | tuple) and subdivisions:
+            subdivision = _en_of(subdivisions[-1])  # the most specific one comes last
+        city = _en_of(record.get("city"))
+    if lat is None or lon is None:
+        if centroid is None:
+            return "geo_no_centroid"
+        lat, lon = centroid.lat, centroid.lon
+    return placed(lat, lon, iso, name, subdivision, city)
 
 
 def placed(lat: float, lon: float, iso: str, country: str, subdivision: str = "",
@@ -211,7 +273,8 @@ class Geo:
         self.path = self.configured or bundled_database()
         self.centroids = load_centroids()
         self.reader = open_database(self.path)
-        self.query = query_of(self.reader)
+        self.lookup = self.reader.get  # a record dict, or None for an address not in the file
+        self.with_location = has_location(self.reader)
         self.stamp = file_stamp(self.path)
         self.next_check = 0.0
         self._new_caches()
@@ -272,32 +335,12 @@ class Geo:
         if reason is not None:
             return reason
         try:
-            record = self.query(str(addr))  # faster than handing maxminddb the object
-        except geoip2.errors.AddressNotFoundError:
-            return "geo_not_found"
+            record = self.lookup(addr)  # the object: faster than its text (maxminddb >= 1.5)
         except (ValueError, maxminddb.InvalidDatabaseError):  # v6 in a v4 file, a corrupt node
             return "geo_db_error"
-        return self._place_of(record)
-
-    def _place_of(self, record: geoip2.models.Country) -> Found:
-        country = record.country if record.country.iso_code else record.registered_country
-        iso = (country.iso_code or "").upper()
-        if not iso:
-            return "geo_no_country"
-        centroid = self.centroids.get(iso)
-        name = country.names.get("en") or (centroid.name if centroid else iso)
-        lat = lon = None
-        subdivision = city = ""
-        if isinstance(record, geoip2.models.City):
-            # The record's own location (a city's, or MaxMind's point for a country-level record).
-            lat, lon = record.location.latitude, record.location.longitude
-            subdivision = record.subdivisions.most_specific.names.get("en") or ""
-            city = record.city.names.get("en") or ""
-        if lat is None or lon is None:
-            if centroid is None:
-                return "geo_no_centroid"
-            lat, lon = centroid.lat, centroid.lon
-        return placed(lat, lon, iso, name, subdivision, city)
+        if record is None:
+            return "geo_not_found"
+        return place_of(record, self.with_location, self.centroids)
 
     def _phone(self, text: str) -> Found:
         try:
@@ -336,7 +379,8 @@ class Geo:
             self.stamp = stamp  # do not retry the same broken file every minute
             log.error("geo: reload failed, keeping the database already open: %s", exc)
             return
-        old, self.reader, self.query, self.stamp = self.reader, reader, query_of(reader), stamp
+        old, self.reader, self.stamp = self.reader, reader, stamp
+        self.lookup, self.with_location = reader.get, has_location(reader)
         self._new_caches()
         old.close()
         self._announce()

@@ -6,17 +6,37 @@ Positions are those of the GeoLite2 City release bundled with maxminddb-geolite2
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
+import random
 import shutil
+from collections import Counter
 from pathlib import Path
 
+import geoip2.database
+import geoip2.errors
+import geoip2.models
+import maxminddb
 import pytest
 
 from helpers.batch import Batch
 from helpers.config import Config, ConfigError, GeoConfig, load_config
 from helpers.context import Context
-from helpers.geo_helper import Centroid, Geo, bundled_database, ip_part, placed
+from helpers.geo_helper import (
+    MAX_LATITUDE,
+    Centroid,
+    Found,
+    Geo,
+    Place,
+    bundled_database,
+    has_location,
+    ip_part,
+    load_centroids,
+    non_public,
+    place_of,
+    placed,
+)
 from helpers.observations import AttributeObs
 from helpers.stats import InstanceStats
 
@@ -218,6 +238,174 @@ def test_start_up_names_the_bundled_database_and_its_age(caplog: pytest.LogCaptu
     assert f"GeoLite2-City database {bundled_database()}, built 2018-07-03" in text
     assert "a current GeoLite2 or GeoIP2 City database (geo.database) gives better" in text
     assert g.path == bundled_database()
+
+
+# --- the record path against geoip2's models ---------------------------------------------
+
+Fields = tuple[float, float, str, str, str, str] | str  # (lat, lon, iso, country, sub, city)
+
+# IPv6 blocks where random addresses often have a record in the 2018 database.
+V6_BLOCKS = [ipaddress.IPv6Network(n) for n in ("2001::/16", "2a00::/12", "2600::/12",
+                                                 "2400::/12", "2800::/12", "2c0f::/16")]
+# Addresses of the rarer branches: registered country only and no location, continent only,
+# no record, a non-ASCII city, IPv6 cities.
+SPECIAL = ["5.145.149.142", "2.16.0.1", "2c0f:ffff:ffff::1", "1.33.110.1", "8.8.8.8",
+           "2001:4860:4860::8888", "2a00:1450:4001:80b::200e", "81.2.69.160"]
+
+
+def sample_ips(seed: int, n4: int, n6: int) -> list[str]:
+    """Public addresses drawn deterministically: n4 IPv4 anywhere, n6 IPv6 in V6_BLOCKS."""
+    rng = random.Random(seed)
+    out: list[str] = []
+    while len(out) < n4:
+        a4 = ipaddress.IPv4Address(rng.getrandbits(32))
+        if non_public(a4) is None:
+            out.append(str(a4))
+    while len(out) < n4 + n6:
+        net = rng.choice(V6_BLOCKS)
+        a6 = ipaddress.IPv6Address(int(net.network_address)
+                                   + rng.getrandbits(128 - net.prefixlen))
+        if non_public(a6) is None:
+            out.append(str(a6))
+    return out + SPECIAL
+
+
+def model_fields(record: geoip2.models.Country, centroids: dict[str, Centroid]) -> Fields:
+    """What the daemon made of a geoip2 model before it read records itself (the old way)."""
+    country = record.country if record.country.iso_code else record.registered_country
+    iso = (country.iso_code or "").upper()
+    if not iso:
+        return "geo_no_country"
+    centroid = centroids.get(iso)
+    name = country.names.get("en") or (centroid.name if centroid else iso)
+    lat = lon = None
+    subdivision = city = ""
+    if isinstance(record, geoip2.models.City):
+        lat, lon = record.location.latitude, record.location.longitude
+        subdivision = record.subdivisions.most_specific.names.get("en") or ""
+        city = record.city.names.get("en") or ""
+    if lat is None or lon is None:
+        if centroid is None:
+            return "geo_no_centroid"
+        lat, lon = centroid.lat, centroid.lon
+    if abs(round(lat, 4)) > MAX_LATITUDE or abs(round(lon, 4)) > 180:
+        return "geo_out_of_range"
+    return (round(lat, 4) + 0.0, round(lon, 4) + 0.0, iso, name, subdivision, city)
+
+
+def old_city_lookup(reader: geoip2.database.Reader, centroids: dict[str, Centroid],
+                    ip: str) -> Fields:
+    try:
+        record = reader.city(ip)
+    except geoip2.errors.AddressNotFoundError:
+        return "geo_not_found"
+    except (ValueError, maxminddb.InvalidDatabaseError):
+        return "geo_db_error"
+    return model_fields(record, centroids)
+
+
+def fields_of(found: Found) -> Fields:
+    if isinstance(found, str):
+        return found
+    assert found == Place.make(found.lat, found.lon, found.iso, found.country,
+                               found.subdivision, found.city)  # coord and tail match too
+    return (found.lat, found.lon, found.iso, found.country, found.subdivision, found.city)
+
+
+def test_record_lookup_gives_what_geoip2_city_models_gave() -> None:
+    g = Geo(Config())
+    centroids = load_centroids()
+    ips = sample_ips(20251126, 4000, 2000)
+    outcomes: Counter[str] = Counter()
+    with geoip2.database.Reader(str(bundled_database()), mode=maxminddb.MODE_AUTO) as old:
+        for ip in ips:
+            expected = old_city_lookup(old, centroids, ip)
+            assert fields_of(g.ip_place(ip)) == expected, ip
+            if isinstance(expected, str):
+                outcomes[expected] += 1
+            else:
+                outcomes["placed"] += 1
+                outcomes["city"] += expected[5] != ""
+                outcomes["subdivision"] += expected[4] != ""
+                outcomes["v6"] += ":" in ip
+    # The sample reaches every branch the bundled database has.
+    assert outcomes["placed"] > 3000 and outcomes["v6"] > 100, outcomes
+    assert outcomes["city"] > 500 and outcomes["subdivision"] > 1000, outcomes
+    assert outcomes["geo_not_found"] > 100 and outcomes["geo_no_country"] > 10, outcomes
+    assert fields_of(g.ip_place("5.145.149.142")) == (38.0, -97.0, "US", "United States", "",
+                                                      "")  # no location: the country table
+
+
+def test_country_database_records_give_what_geoip2_country_models_gave() -> None:
+    # No Country database ships; the bundled City records read as a Country database's
+    # (with_location False) against geoip2's Country model built from the same records.
+    g = Geo(Config())
+    g.with_location = False
+    centroids = load_centroids()
+    with maxminddb.open_database(str(bundled_database()), maxminddb.MODE_AUTO) as raw:
+        for ip in sample_ips(7, 1500, 500):
+            record = raw.get(ip)
+            assert isinstance(record, dict | None)
+            expected = ("geo_not_found" if record is None
+                        else model_fields(geoip2.models.Country(["en"], **record), centroids))
+            assert fields_of(g._ip(ip)) == expected, ip
+            assert isinstance(expected, str) or expected[4:] == ("", "")
+
+
+@pytest.mark.parametrize(("kind", "located"), [
+    ("GeoLite2-City", True), ("GeoIP2-City", True), ("GeoIP2-Enterprise", True),
+    ("GeoIP2-Precision-Enterprise", True), ("DBIP-City-Lite", True),
+    ("GeoLite2-Country", False), ("GeoIP2-Country", False), ("DBIP-Country-Lite", False),
+])
+def test_city_and_enterprise_records_are_read_with_their_location(kind: str,
+                                                                   located: bool) -> None:
+    # What geoip2 did: city() or enterprise() (City models) for these kinds, else country().
+    class Meta:
+        database_type = kind
+
+    class Reader:
+        def metadata(self) -> Meta:
+            return Meta()
+
+    assert has_location(Reader()) is located  # type: ignore[arg-type]
+
+
+FR = load_centroids()["FR"]
+
+
+@pytest.mark.parametrize(("record", "fields"), [
+    ([], "geo_db_error"),
+    ("FR", "geo_db_error"),
+    (None, "geo_db_error"),
+    ({}, "geo_no_country"),
+    ({"country": "FR"}, "geo_no_country"),
+    ({"country": {"iso_code": 250}}, "geo_no_country"),
+    ({"country": {"iso_code": ""}, "registered_country": ["FR"]}, "geo_no_country"),
+    ({"country": {"iso_code": "QQ"}}, "geo_no_centroid"),
+    ({"country": {"iso_code": 250}, "registered_country": {"iso_code": "fr"}},
+     (FR.lat, FR.lon, "FR", "France", "", "")),
+    ({"country": {"iso_code": "FR", "names": ["France"]}, "location": "Paris",
+      "subdivisions": {"names": {"en": "x"}}, "city": 7},
+     (FR.lat, FR.lon, "FR", "France", "", "")),
+    ({"country": {"iso_code": "FR", "names": {"en": None}},
+      "location": {"latitude": "48.85", "longitude": 2.35}, "city": {"names": None}},
+     (FR.lat, FR.lon, "FR", "France", "", "")),
+    ({"country": {"iso_code": "FR"}, "location": {"latitude": float("nan"), "longitude": 2.0}},
+     (FR.lat, FR.lon, "FR", "France", "", "")),
+    ({"country": {"iso_code": "FR"}, "location": {"latitude": True, "longitude": 2.0}},
+     (FR.lat, FR.lon, "FR", "France", "", "")),
+    ({"country": {"iso_code": "FR", "names": {"en": "La France"}},
+      "location": {"latitude": 48.85661, "longitude": 2}, "subdivisions": ["junk",
+      {"names": {"en": "Île-de-France"}}], "city": {"names": {"en": "Paris", "fr": "Paris"}}},
+     (48.8566, 2.0, "FR", "La France", "Île-de-France", "Paris")),
+    ({"country": {"iso_code": "FR"}, "location": {"latitude": 48.9, "longitude": 2.3},
+      "subdivisions": [{"names": {"en": "Île-de-France"}}, "junk"]},
+     (48.9, 2.3, "FR", "France", "", "")),
+    ({"country": {"iso_code": "FR"}, "location": {"latitude": 89.0, "longitude": 2.3}},
+     "geo_out_of_range"),
+])
+def test_records_of_odd_shape_are_read_as_missing_parts(record: object, fields: Fields) -> None:
+    assert fields_of(place_of(record, True, load_centroids())) == fields
 
 
 # --- configured databases, reloading --------------------------------------------------
