@@ -25,7 +25,7 @@ from helpers import keys
 from helpers.batch import Batch
 from helpers.config import Config
 from helpers.context import Context, Handler
-from helpers.observations import AttributeObs, EventObs, PostObs, SightingObs
+from helpers.observations import AttributeObs, AttributesObs, EventObs, PostObs, SightingObs
 from helpers.ranking import (
     ATTRIBUTE,
     DAY,
@@ -173,6 +173,7 @@ class Contributions:
         self.channels = cfg.channels
         self.handlers: dict[type, Handler] = {
             AttributeObs: self.on_attribute,
+            AttributesObs: self.on_attributes,
             EventObs: self.on_event,
             SightingObs: self.on_sighting,
             PostObs: self.on_post,
@@ -211,14 +212,7 @@ class Contributions:
         run = self._run_calls.get(obs.category) if self.merge else None
         b = ctx.batch
         if run is None:
-            categ = normalise_category(obs.category)
-            points = self.ranking.category_points(categ)
-            self._writes(ctx, org, points, categ)
-            run = _Run(self._call(ctx, ATTRIBUTE, org, points, categ, False),
-                       self._last_contributor(ctx, org, obs.category, obs.action),
-                       keys.contrib_day(ctx.day), points,
-                       keys.contrib_categ(ctx.day, categ) if categ else None)
-            self._run_calls[obs.category] = run
+            run = self._new_run(obs, org, ctx)
         else:
             # The hot path of a big event: the run's first contribution already wrote the
             # idempotent keys (CONTRIB_ALL_ORG, CONTRIB_LAST with this very score).
@@ -229,6 +223,49 @@ class Contributions:
             else:
                 ctx.skip("contrib_empty_category")
         b.publish(self.channels.last_contributor, run.message)
+
+    def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
+        """The attributes of an event (one organisation, one message): what
+        :meth:`on_attribute` does for each, with the repeated increments summed."""
+        items = group.items
+        org = items[0].org
+        if not self.merge or org is None or items[0].source == "sighting":
+            for obs in items:
+                self.on_attribute(obs, ctx)
+            return
+        key = (org, ctx.now, ctx.instance, items[0].action)
+        if self._run_batch is not ctx.batch or self._run_key != key:
+            self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
+        runs, b = self._run_calls, ctx.batch
+        publish, channel = b.publish, self.channels.last_contributor
+        repeats: dict[str, int] = {}
+        for obs in items:
+            run = runs.get(obs.category)
+            if run is None:
+                run = self._new_run(obs, org, ctx)
+            else:
+                run.call[_COUNT] += 1
+                repeats[obs.category] = repeats.get(obs.category, 0) + 1
+            publish(channel, run.message)
+        for category, n in repeats.items():
+            run = runs[category]
+            b.zincrby(run.day_key, org, run.points * n)
+            if run.categ_key:
+                b.zincrby(run.categ_key, org, n)
+            else:
+                ctx.stats.reasons["contrib_empty_category"] += n
+
+    def _new_run(self, obs: AttributeObs, org: str, ctx: Context) -> _Run:
+        """The first attribute contribution of a category in the current run."""
+        categ = normalise_category(obs.category)
+        points = self.ranking.category_points(categ)
+        self._writes(ctx, org, points, categ)
+        run = _Run(self._call(ctx, ATTRIBUTE, org, points, categ, False),
+                   self._last_contributor(ctx, org, obs.category, obs.action),
+                   keys.contrib_day(ctx.day), points,
+                   keys.contrib_categ(ctx.day, categ) if categ else None)
+        self._run_calls[obs.category] = run
+        return run
 
     def on_event(self, obs: EventObs, ctx: Context) -> None:
         if obs.org is None:

@@ -31,7 +31,7 @@ import phonenumbers
 from helpers import keys
 from helpers.config import Config, ConfigError
 from helpers.context import Context, Handler
-from helpers.observations import AttributeObs
+from helpers.observations import AttributeObs, AttributesObs
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,8 @@ class Geo:
     CHECK_FILE_SECONDS = 60.0  # how often (in message time) to look for a replaced database
 
     def __init__(self, cfg: Config) -> None:
-        self.handlers: dict[type, Handler] = {AttributeObs: self.on_attribute}
+        self.handlers: dict[type, Handler] = {AttributeObs: self.on_attribute,
+                                              AttributesObs: self.on_attributes}
         self.procs: dict[str, str] = {}
         self.channel = cfg.channels.map
         self.cache_size = cfg.geo.cache_size
@@ -295,6 +296,18 @@ class Geo:
                      "database (geo.database) gives better positions")
 
     # --- the handler ------------------------------------------------------------------
+
+    def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
+        """The attributes of an event: only those of a geo type get further than a test."""
+        failure: Exception | None = None
+        for obs in group.items:
+            if obs.type in GEO_TYPES:
+                try:
+                    self.on_attribute(obs, ctx)
+                except Exception as exc:  # one bad attribute spoils its own effects only
+                    failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def on_attribute(self, obs: AttributeObs, ctx: Context) -> None:
         """Place an IP or phone attribute and emit the GEO_* writes and the map message."""

@@ -3,13 +3,15 @@ with a capped history per stream in ``TEMP_CACHE_LIVE:<name>``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from helpers import keys
 from helpers.config import ChannelsConfig, LiveConfig
 from helpers.context import Context, Handler
 from helpers.message import as_int
-from helpers.observations import AttributeObs, KeepaliveObs
+from helpers.observations import AttributeObs, AttributesObs, KeepaliveObs
 
 # Attribute members too large for a live line: attachments travel as base64.
 _DROP_FROM_ATTRIBUTE = "data"
@@ -34,6 +36,7 @@ class Live:
         self.max_history = live.max_cache_history
         self.handlers: dict[type, Handler] = {
             AttributeObs: self.on_attribute,
+            AttributesObs: self.on_attributes,
             KeepaliveObs: self.on_keepalive,
         }
         self.procs: dict[str, str] = {}
@@ -61,12 +64,8 @@ class Live:
         if _DROP_FROM_ATTRIBUTE in attr:
             attr = {k: v for k, v in attr.items() if k != _DROP_FROM_ATTRIBUTE}
         attr_json = orjson.dumps(attr)
-        event = obs.event
-        if event is not self._header:
-            self._header = event
-            self._header_json = b"}" if event is None else \
-                b',"Event":' + orjson.dumps(event) + b"}"
-            self._header_escaped = escape_json(self._header_json)
+        if obs.event is not self._header:
+            self._set_header(obs.event)
         frame = self._frames.get((obs.is_object, ctx.instance))
         if frame is None:
             frame = self._frames[(obs.is_object, ctx.instance)] = \
@@ -77,6 +76,38 @@ class Live:
         # Joined when the batch is encoded: only the newest max_history lines are kept.
         ctx.batch.lpush_capped(key, (cache_head, attr_json, self._header_json, cache_tail),
                                self.max_history)
+
+    def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
+        """The attributes of an event, as :meth:`on_attribute` would, in one loop."""
+        failure: Exception | None = None
+        publish, lpush, channel, history = (ctx.batch.publish, ctx.batch.lpush_capped,
+                                            self.channel, self.max_history)
+        dumps, frames = orjson.dumps, self._frames
+        for obs in group.items:
+            try:
+                attr = obs.attribute
+                if _DROP_FROM_ATTRIBUTE in attr:
+                    attr = {k: v for k, v in attr.items() if k != _DROP_FROM_ATTRIBUTE}
+                attr_json = dumps(attr)
+                if obs.event is not self._header:
+                    self._set_header(obs.event)
+                frame = frames.get((obs.is_object, ctx.instance))
+                if frame is None:
+                    frame = frames[(obs.is_object, ctx.instance)] = \
+                        self._frame(obs.is_object, ctx.instance)
+                key, pub_head, pub_tail, cache_head, cache_tail = frame
+                publish(channel, b"".join(
+                    (pub_head, escape_json(attr_json), self._header_escaped, pub_tail)))
+                lpush(key, (cache_head, attr_json, self._header_json, cache_tail), history)
+            except Exception as exc:  # one bad attribute spoils its own line only
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    def _set_header(self, event: dict[str, Any] | None) -> None:
+        self._header = event
+        self._header_json = b"}" if event is None else b',"Event":' + orjson.dumps(event) + b"}"
+        self._header_escaped = escape_json(self._header_json)
 
     @staticmethod
     def _frame(is_object: bool, instance: str) -> tuple[str, bytes, bytes, bytes, bytes]:

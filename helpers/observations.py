@@ -21,6 +21,7 @@ _HEAVY_EVENT_KEYS = frozenset(
      "CryptographicKey", "Sighting", "EventTag")
 )
 MAX_REMEMBERED_THREADS = 10000
+GROUP_SIZE = 1000  # attributes per AttributesObs: the dispatcher may seal a batch between two
 
 
 @dataclass(slots=True)
@@ -37,6 +38,15 @@ class AttributeObs:
     event: dict[str, Any] | None  # event header, for the live feed
     source: str  # "attribute", "event" or "sighting"
     action: str | None = None  # the message's action (misp_json has none)
+
+
+@dataclass(slots=True)
+class AttributesObs:
+    """Consecutive attributes of one published event (same organisation, header and
+    source): a feature may handle them together, which is the hot path of a big event.
+    One that registers no handler for it gets each :class:`AttributeObs` in turn."""
+
+    items: list[AttributeObs]
 
 
 @dataclass(slots=True)
@@ -81,7 +91,8 @@ class KeepaliveObs:
     status: Any
 
 
-Observation = AttributeObs | EventObs | SightingObs | TagObs | LoginObs | PostObs | KeepaliveObs
+Observation = (AttributeObs | AttributesObs | EventObs | SightingObs | TagObs | LoginObs | PostObs
+               | KeepaliveObs)
 
 
 @dataclass
@@ -173,15 +184,18 @@ def extract_published_event(body: dict[str, Any], state: InstanceState) -> Itera
     info = event.get("info")
     yield EventObs(info if isinstance(info, str) else None, org, as_dicts(event.get("Tag")),
                    _str_or_none(event.get("date")), header)
-    for attr in as_dicts(event.get("Attribute")):
-        obs = _attribute_obs(attr, org, header, "event")
-        if obs:
-            yield obs
-    for obj in as_dicts(event.get("Object")):
-        for attr in as_dicts(obj.get("Attribute")):
+    group: list[AttributeObs] = []
+    for attrs in (event.get("Attribute"),
+                  *(obj.get("Attribute") for obj in as_dicts(event.get("Object")))):
+        for attr in as_dicts(attrs):
             obs = _attribute_obs(attr, org, header, "event")
             if obs:
-                yield obs
+                group.append(obs)
+                if len(group) == GROUP_SIZE:
+                    yield AttributesObs(group)
+                    group = []
+    if group:
+        yield AttributesObs(group)
 
 
 def extract_event(body: dict[str, Any], state: InstanceState) -> Iterator[Observation]:

@@ -20,6 +20,8 @@ from helpers.clock import DayClock
 from helpers.context import Context, Handler
 from helpers.message import FrameError, frame_topic, split_frame
 from helpers.observations import (
+    AttributeObs,
+    AttributesObs,
     InstanceState,
     extract_attribute,
     extract_audit,
@@ -58,6 +60,7 @@ TOPICS: dict[str, Extractor] = {
 }
 ARRAY_BODY_TOPICS = frozenset({"misp_json_workflow"})
 DEAD_LETTER_FRAME_BYTES = 4096
+OPS_PER_ATTRIBUTE = 8  # about what the features emit per attribute observation
 
 
 class Feature(Protocol):
@@ -68,12 +71,34 @@ class Feature(Protocol):
 
 
 def route_table(features: Iterable[Feature]) -> dict[type, list[Handler]]:
-    """Observation type -> the handlers of every feature, in feature order."""
+    """Observation type -> the handlers of every feature, in feature order.
+
+    A feature that handles :class:`AttributeObs` but not :class:`AttributesObs`
+    gets the attributes of a group one by one."""
     table: dict[type, list[Handler]] = {}
     for feature in features:
-        for obs_type, handler in feature.handlers.items():
+        handlers = dict(feature.handlers)
+        if AttributeObs in handlers and AttributesObs not in handlers:
+            handlers[AttributesObs] = each(handlers[AttributeObs])
+        for obs_type, handler in handlers.items():
             table.setdefault(obs_type, []).append(handler)
     return table
+
+
+def each(handler: Handler) -> Handler:
+    """A handler of :class:`AttributesObs` that hands every attribute to ``handler``; one
+    that fails does not stop the others (the first failure is raised at the end)."""
+    def handle_each(group: AttributesObs, ctx: Context) -> None:
+        failure: Exception | None = None
+        for obs in group.items:
+            try:
+                handler(obs, ctx)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+    handle_each.__qualname__ = getattr(handler, "__qualname__", "handler")
+    return handle_each
 
 
 class Dispatcher:
@@ -147,7 +172,7 @@ class Dispatcher:
             # The directory is updated before the message's own effects (semantics §2).
             for org_id, name in learn_orgs(body, state):
                 ctx.batch.hset(keys.ingest_orgs(instance), org_id, name)
-            for obs in TOPICS[topic](body, state):
+            for obs in self._pieces(TOPICS[topic](body, state)):
                 handlers = routes.get(type(obs))
                 if handlers is None:
                     continue
@@ -169,6 +194,17 @@ class Dispatcher:
             stats.topic_errors[topic] += 1
         else:
             stats.processed += 1
+
+    def _pieces(self, observations: Iterable[Any]) -> Iterator[Any]:
+        """The observations, with groups of attributes cut small enough for a batch to be
+        sealed between two of them (a group emits several operations per attribute)."""
+        most = max(1, self.max_batch_ops // OPS_PER_ATTRIBUTE)
+        for obs in observations:
+            if type(obs) is AttributesObs and len(obs.items) > most:
+                for i in range(0, len(obs.items), most):
+                    yield AttributesObs(obs.items[i:i + most])
+            else:
+                yield obs
 
     def _error(self, stats: InstanceStats, topic: str, instance: str,
                handler: Handler | None) -> None:

@@ -8,7 +8,14 @@ from typing import Any
 from helpers import keys
 from helpers.context import Context, Handler
 from helpers.message import id_str, nonempty_str
-from helpers.observations import AttributeObs, EventObs, PostObs, SightingObs, TagObs
+from helpers.observations import (
+    AttributeObs,
+    AttributesObs,
+    EventObs,
+    PostObs,
+    SightingObs,
+    TagObs,
+)
 
 _SIGHT_KIND = {0: "sightings", 1: "false_positive"}
 _encode_str = json.encoder.encode_basestring
@@ -30,6 +37,7 @@ class Trendings:
         self.handlers: dict[type, Handler] = {
             EventObs: self.on_event,
             AttributeObs: self.on_attribute,
+            AttributesObs: self.on_attributes,
             TagObs: self.on_tag,
             PostObs: self.on_post,
             SightingObs: self.on_sighting,
@@ -59,6 +67,18 @@ class Trendings:
         ctx.batch.zincrby(self._categs, obs.category)
         if obs.tags:
             self._tags(obs.tags, ctx)
+
+    def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
+        """The attributes of an event: one increment per category."""
+        if ctx.day != self._day:
+            self._day, self._categs = ctx.day, keys.trendings("CATEGS", ctx.day)
+        counts: dict[str, int] = {}
+        for obs in group.items:
+            counts[obs.category] = counts.get(obs.category, 0) + 1
+            if obs.tags:
+                self._tags(obs.tags, ctx)
+        for category, n in counts.items():
+            ctx.batch.zincrby(self._categs, category, n)
 
     def on_tag(self, obs: TagObs, ctx: Context) -> None:
         self._tags([obs.tag], ctx)
