@@ -172,16 +172,20 @@ class Daemon:
         # time -- the live delay stays bounded and batches stay small.
         opened = self._batch_opened if self._batch_opened is not None else monotonic()
         window = self.cfg.writer.flush_interval_ms / 1000
+        now = self.now
+        received = 0
         for n in range(DRAIN_PER_POLL):
             try:
                 frame = sock.recv(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            received += 1
             # One buffer, read in place: the frame is never copied into a second one.
-            handle(instance, frame.buffer, self.now())
-            self._last_seen[instance] = monotonic()
+            handle(instance, frame.buffer, now())
             if n & 31 == 31 and monotonic() - opened >= window:
                 break
+        if received:
+            self._last_seen[instance] = monotonic()
         if self._batch_opened is None and self.dispatcher.batch:
             self._batch_opened = opened
         if self.dispatcher.batch.messages >= self.cfg.writer.max_batch_messages:

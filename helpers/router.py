@@ -172,7 +172,10 @@ class Dispatcher:
             # The directory is updated before the message's own effects (semantics §2).
             for org_id, name in learn_orgs(body, state):
                 ctx.batch.hset(keys.ingest_orgs(instance), org_id, name)
-            for obs in self._pieces(TOPICS[topic](body, state)):
+            observations = TOPICS[topic](body, state)
+            if topic == "misp_json":  # the one topic that yields groups of attributes
+                observations = self._pieces(observations)
+            for obs in observations:
                 handlers = routes.get(type(obs))
                 if handlers is None:
                     continue
