@@ -106,7 +106,7 @@ class Dispatcher:
 
     def __init__(self, features: list[Feature], clock: DayClock,
                  instances: dict[str, tuple[InstanceState, InstanceStats]],
-                 seal: Callable[[Batch], None], *, max_batch_ops: int = 50000,
+                 seal: Callable[[Batch], None], *, max_batch_ops: int = 20000,
                  max_message_bytes: int = 64 * 1024 * 1024, dead_letter_max: int = 1000) -> None:
         self.routes = route_table(features)
         self.clock = clock
