@@ -195,6 +195,8 @@ class Contributions:
         # Bounded memos of what is rebuilt identically for every contribution.
         self._call_args: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._messages: dict[tuple[Any, ...], str] = {}
+        # (category as sent, day) -> normalised category, points, day key, category key.
+        self._run_parts: dict[tuple[str, str], tuple[str, int, str, str | None]] = {}
 
     # --- handlers -------------------------------------------------------------------
 
@@ -257,13 +259,28 @@ class Contributions:
 
     def _new_run(self, obs: AttributeObs, org: str, ctx: Context) -> _Run:
         """The first attribute contribution of a category in the current run."""
-        categ = normalise_category(obs.category)
-        points = self.ranking.category_points(categ)
-        self._writes(ctx, org, points, categ)
+        first = not self._run_calls  # the message's first: its organisation-wide writes
+        key = (obs.category, ctx.day)
+        parts = self._run_parts.get(key)
+        if parts is None:
+            if len(self._run_parts) >= _CACHE_MAX:
+                self._run_parts.clear()
+            categ = normalise_category(obs.category)
+            parts = self._run_parts[key] = (
+                categ, self.ranking.category_points(categ), keys.contrib_day(ctx.day),
+                keys.contrib_categ(ctx.day, categ) if categ else None)
+        categ, points, day_key, categ_key = parts
+        b = ctx.batch
+        b.zincrby(day_key, org, points)
+        if categ_key:
+            b.zincrby(categ_key, org, 1)
+        else:
+            ctx.skip("contrib_empty_category")
+        if first:  # the other runs of the message would write the very same
+            self._org_writes(ctx, org)
         run = _Run(self._call(ctx, ATTRIBUTE, org, points, categ, False),
                    self._last_contributor(ctx, org, obs.category, obs.action),
-                   keys.contrib_day(ctx.day), points,
-                   keys.contrib_categ(ctx.day, categ) if categ else None)
+                   day_key, points, categ_key)
         self._run_calls[obs.category] = run
         return run
 
@@ -312,6 +329,10 @@ class Contributions:
             b.zincrby(keys.contrib_categ(ctx.day, categ_member), org, 1)
         elif categ_member is not None:
             ctx.skip("contrib_empty_category")
+        self._org_writes(ctx, org)
+
+    def _org_writes(self, ctx: Context, org: str) -> None:
+        b = ctx.batch
         b.sadd(keys.CONTRIB_ALL_ORG, org)
         last = keys.contrib_last(ctx.day)
         b.zadd(last, org, int(ctx.now))

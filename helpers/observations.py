@@ -157,17 +157,17 @@ def _attribute_obs(
         return None  # semantics §1: not an observation at all
     atype, value, object_id, tags = (attr.get("type"), attr.get("value"), attr.get("object_id"),
                                      attr.get("Tag"))
-    return AttributeObs(
-        attribute=attr,
-        category=category,
-        type=atype if type(atype) is str else None,
-        value=value if type(value) is str else None,
-        is_object=object_id != "0" and bool(as_int(object_id, 0)),  # "0": the usual case
-        org=org,
-        tags=as_dicts(tags) if tags else [],
-        event=event,
-        source=source,
-        action=action,
+    return AttributeObs(  # positional: this runs for every attribute of every event
+        attr,
+        category,
+        atype if type(atype) is str else None,  # type
+        value if type(value) is str else None,  # value
+        object_id != "0" and bool(as_int(object_id, 0)),  # is_object; "0": the usual case
+        org,
+        as_dicts(tags) if tags else [],  # tags
+        event,
+        source,
+        action,
     )
 
 
