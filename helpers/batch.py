@@ -131,6 +131,21 @@ class Batch:
                 del entry[1][:-maxlen]
         self.size += 1
 
+    def lpush_capped_many(self, key: str, values: list[Blob], maxlen: int) -> None:
+        """:meth:`lpush_capped` for each value, in order."""
+        entry = self.lists.get(key)
+        if entry is None:
+            entry = self.lists[key] = (maxlen, [])
+        entry[1].extend(values[-maxlen:])
+        if len(entry[1]) > 2 * maxlen:
+            del entry[1][:-maxlen]
+        self.size += len(values)
+
+    def publish_many(self, channel: str, messages: list[bytes]) -> None:
+        """:meth:`publish` for each message, in order."""
+        self.pubs.extend((channel, m) for m in messages)
+        self.size += len(messages)
+
     def publish(self, channel: str, message: str | bytes) -> None:
         self.pubs.append((channel, message))
         self.size += 1

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from helpers import keys
+from helpers.batch import Blob
 from helpers.config import ChannelsConfig, LiveConfig
 from helpers.context import Context, Handler
 from helpers.message import as_int
@@ -80,9 +81,10 @@ class Live:
     def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
         """The attributes of an event, as :meth:`on_attribute` would, in one loop."""
         failure: Exception | None = None
-        publish, lpush, channel, history = (ctx.batch.publish, ctx.batch.lpush_capped,
-                                            self.channel, self.max_history)
-        dumps, frames = orjson.dumps, self._frames
+        dumps = orjson.dumps
+        frames = (self._frame_of(False, ctx.instance), self._frame_of(True, ctx.instance))
+        history: tuple[list[Blob], list[Blob]] = ([], [])
+        published: list[bytes] = []
         for obs in group.items:
             try:
                 attr = obs.attribute
@@ -91,18 +93,25 @@ class Live:
                 attr_json = dumps(attr)
                 if obs.event is not self._header:
                     self._set_header(obs.event)
-                frame = frames.get((obs.is_object, ctx.instance))
-                if frame is None:
-                    frame = frames[(obs.is_object, ctx.instance)] = \
-                        self._frame(obs.is_object, ctx.instance)
-                key, pub_head, pub_tail, cache_head, cache_tail = frame
-                publish(channel, b"".join(
+                stream = 1 if obs.is_object else 0
+                _, pub_head, pub_tail, cache_head, cache_tail = frames[stream]
+                published.append(b"".join(
                     (pub_head, escape_json(attr_json), self._header_escaped, pub_tail)))
-                lpush(key, (cache_head, attr_json, self._header_json, cache_tail), history)
+                history[stream].append((cache_head, attr_json, self._header_json, cache_tail))
             except Exception as exc:  # one bad attribute spoils its own line only
                 failure = failure or exc
+        ctx.batch.publish_many(self.channel, published)
+        for stream in (0, 1):
+            if history[stream]:
+                ctx.batch.lpush_capped_many(frames[stream][0], history[stream], self.max_history)
         if failure is not None:
             raise failure
+
+    def _frame_of(self, is_object: bool, instance: str) -> tuple[str, bytes, bytes, bytes, bytes]:
+        frame = self._frames.get((is_object, instance))
+        if frame is None:
+            frame = self._frames[(is_object, instance)] = self._frame(is_object, instance)
+        return frame
 
     def _set_header(self, event: dict[str, Any] | None) -> None:
         self._header = event
