@@ -22,6 +22,7 @@ import orjson
 from helpers.keys import PER_DAY_PREFIXES
 
 _CHUNK = 500  # items per variadic command (Lua's unpack() has a stack limit)
+_LENGTH_HEADS: dict[int, bytes] = {}  # RESP bulk-string heads, "$<length>\r\n", by length
 # A payload with publications starts with their length (an op list starts with "[").
 _PUBS_HEAD = b"P%010d\n"
 _PUBS_HEAD_LEN = len(_PUBS_HEAD % 0)
@@ -216,15 +217,26 @@ class Batch:
         several times what Redis spends on the same command from a client.
         """
         parts: list[bytes] = []
-        prefixes: dict[str, bytes] = {}
+        prefixes: dict[str, bytes] = {}  # channel -> CRLF ending the previous command + head
+        heads = _LENGTH_HEADS
+        ending = b""
         for channel, message in self.pubs:
             prefix = prefixes.get(channel)
             if prefix is None:
                 name = channel.encode()
-                prefix = prefixes[channel] = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
+                prefix = prefixes[channel] = b"\r\n*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
                     len(name), name)
-            body = message if isinstance(message, bytes) else message.encode()
-            parts += (prefix, b"$%d\r\n" % len(body), body, b"\r\n")
+            body = message if type(message) is bytes else message.encode()
+            head = heads.get(len(body))
+            if head is None:
+                if len(heads) >= 65536:
+                    heads.clear()
+                head = heads[len(body)] = b"$%d\r\n" % len(body)
+            parts += (prefix, head, body)
+            ending = b"\r\n"
+        if parts:
+            parts[0] = parts[0][2:]  # the first command has no command before it to end
+            parts.append(ending)
         return parts
 
     def _per_day_keys(self) -> set[str]:
