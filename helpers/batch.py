@@ -226,7 +226,7 @@ class Batch:
                 name = channel.encode()
                 prefix = prefixes[channel] = b"\r\n*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
                     len(name), name)
-            body = message if type(message) is bytes else message.encode()
+            body = message if isinstance(message, bytes) else message.encode()
             head = heads.get(len(body))
             if head is None:
                 if len(heads) >= 65536:

@@ -195,6 +195,7 @@ class Contributions:
         # Bounded memos of what is rebuilt identically for every contribution.
         self._call_args: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
         self._messages: dict[tuple[Any, ...], str] = {}
+        self._now, self._now_text = -1.0, ""
         # (category as sent, day) -> normalised category, points, day key, category key.
         self._run_parts: dict[tuple[str, str], tuple[str, int, str, str | None]] = {}
 
@@ -350,7 +351,9 @@ class Contributions:
             head_tail = self._call_args[key] = self._call_parts(ctx, kind, org, points, trophy,
                                                                 flag)
         head, tail = head_tail
-        ctx.batch.call(PROC, *head, 1, str(int(ctx.now)), *tail)
+        if ctx.now != self._now:
+            self._now, self._now_text = ctx.now, str(int(ctx.now))
+        ctx.batch.call(PROC, *head, 1, self._now_text, *tail)
         return ctx.batch.calls[-1]
 
     def _call_parts(self, ctx: Context, kind: str, org: str, points: int, trophy: str | None,

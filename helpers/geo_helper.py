@@ -278,6 +278,9 @@ class Geo:
         self.with_location = has_location(self.reader)
         self.stamp = file_stamp(self.path)
         self.next_check = 0.0
+        self._day = ""
+        self._keys = ("", "", "")
+        self._texts: dict[tuple[str, str, str, str], tuple[str, str]] = {}  # see emit
         self._new_caches()
         self._announce()
 
@@ -332,11 +335,24 @@ class Geo:
     def emit(self, place: Place, categ: str, value: str, ctx: Context) -> None:
         """The four effects of semantics §4, members serialised like json.dumps would."""
         batch = ctx.batch
-        item = f'"categ": {_enc(categ)}, "value": {_enc(value)}'
-        batch.zincrby(keys.geo_coord(ctx.day), place.coord)
-        batch.zincrby(keys.geo_country(ctx.day), place.iso)
-        batch.geoadd(keys.geo_rad(ctx.day), place.lon, place.lat, f"{{{item}}}")
-        batch.publish(self.channel, f'{{"coord": {place.coord}, {item}, {place.tail}}}')
+        if ctx.day != self._day:  # the three key names, built once a day
+            self._day = ctx.day
+            self._keys = (keys.geo_coord(ctx.day), keys.geo_country(ctx.day),
+                          keys.geo_rad(ctx.day))
+        coord_key, country_key, rad_key = self._keys
+        # Indicators recur (that is why lookups are cached): so do their two texts.
+        key = (place.coord, place.tail, categ, value)  # what the two texts are made of
+        texts = self._texts.get(key)
+        if texts is None:
+            if len(self._texts) >= self.cache_size:
+                self._texts.clear()
+            item = f'"categ": {_enc(categ)}, "value": {_enc(value)}'
+            texts = self._texts[key] = (
+                f"{{{item}}}", f'{{"coord": {place.coord}, {item}, {place.tail}}}')
+        batch.zincrby(coord_key, place.coord)
+        batch.zincrby(country_key, place.iso)
+        batch.geoadd(rad_key, place.lon, place.lat, texts[0])
+        batch.publish(self.channel, texts[1])
 
     # --- lookups (cached) ---------------------------------------------------------------
 

@@ -145,6 +145,10 @@ def _action(body: dict[str, Any]) -> Any:
 
 
 def event_header(event: dict[str, Any]) -> dict[str, Any]:
+    """The event without its attribute, object... lists: the event itself when it has
+    none (as in attribute messages); nothing downstream modifies it."""
+    if _HEAVY_EVENT_KEYS.isdisjoint(event):
+        return event
     return {k: v for k, v in event.items() if k not in _HEAVY_EVENT_KEYS}
 
 

@@ -21,9 +21,26 @@ _SIGHT_KIND = {0: "sightings", 1: "false_positive"}
 _encode_str = json.encoder.encode_basestring
 
 
+_MEMBERS: dict[tuple[Any, Any, Any], str | None] = {}  # tags recur: their members too
+
+
 def tag_member(tag: dict[str, Any]) -> str | None:
     """``{"id": "<id>", "name": …, "colour": …}``, serialised deterministically
     (Python's default separators, non-ASCII kept); None without a usable name."""
+    key = (tag.get("id"), tag.get("name"), tag.get("colour"))
+    try:
+        return _MEMBERS[key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable field: never a usable tag anyway, but say so below
+        return _tag_member(tag)
+    if len(_MEMBERS) >= 65536:
+        _MEMBERS.clear()
+    member = _MEMBERS[key] = _tag_member(tag)
+    return member
+
+
+def _tag_member(tag: dict[str, Any]) -> str | None:
     name = nonempty_str(tag.get("name"))
     if name is None:
         return None
