@@ -142,7 +142,7 @@ class Batch:
             del entry[1][:-maxlen]
         self.size += len(values)
 
-    def publish_many(self, channel: str, messages: list[bytes]) -> None:
+    def publish_many(self, channel: str, messages: list[str] | list[bytes]) -> None:
         """:meth:`publish` for each message, in order."""
         self.pubs.extend((channel, m) for m in messages)
         self.size += len(messages)

@@ -240,8 +240,8 @@ class Contributions:
         if self._run_batch is not ctx.batch or self._run_key != key:
             self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
         runs, b = self._run_calls, ctx.batch
-        publish, channel = b.publish, self.channels.last_contributor
         repeats: dict[str, int] = {}
+        messages: list[str] = []  # the last-contributor line of each attribute, in order
         for obs in items:
             run = runs.get(obs.category)
             if run is None:
@@ -249,7 +249,8 @@ class Contributions:
             else:
                 run.call[_COUNT] += 1
                 repeats[obs.category] = repeats.get(obs.category, 0) + 1
-            publish(channel, run.message)
+            messages.append(run.message)
+        b.publish_many(self.channels.last_contributor, messages)
         for category, n in repeats.items():
             run = runs[category]
             b.zincrby(run.day_key, org, run.points * n)
