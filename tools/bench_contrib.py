@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from helpers.batch import build_script
+from helpers.batch import build_script, split_payload
 from helpers.clock import DayClock
 from helpers.config import Config
 from helpers.contributor_helper import Contributions
@@ -30,6 +30,7 @@ from helpers.observations import InstanceState
 from helpers.redis_server import RedisServer
 from helpers.router import Dispatcher
 from helpers.stats import InstanceStats
+from helpers.writer import Publisher
 
 CATEGORIES = ["Network activity", "Payload delivery", "Artifacts dropped", "External analysis",
               "Other", "Person", "Attribution", "Targeting data", "Payload type",
@@ -70,13 +71,18 @@ def run(server: RedisServer, frames: list[bytes], merge: bool) -> dict[str, Any]
     contributions = sum(1 for b in [*sealed, disp.batch] for _ in b.pubs)
     client.config_resetstat()
     started = time.perf_counter()
+    publisher = Publisher(client)
     for seq, batch in enumerate([*sealed, disp.take_batch()], 1):
-        script(keys=["bench:marker"], args=[seq, batch.encode(), 0])
+        ops, pubs = split_payload(batch.encode())  # as the writer does
+        script(keys=["bench:marker"], args=[seq, ops, 0])
+        if pubs is not None:
+            publisher.publish(pubs)
     wall = time.perf_counter() - started
     stats = client.info("commandstats")
     evalsha = stats.get("cmdstat_evalsha", {}).get("calls", 0)
     inner = sum(v["calls"] for k, v in stats.items()
-                if k not in ("cmdstat_evalsha", "cmdstat_config", "cmdstat_info"))
+                if k not in ("cmdstat_evalsha", "cmdstat_config", "cmdstat_info",
+                             "cmdstat_client|reply"))
     client.close()
     return {"contributions": contributions, "round_trips": evalsha,
             "commands_per_contribution": inner / contributions,
