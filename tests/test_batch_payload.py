@@ -9,12 +9,13 @@ import tempfile
 import hiredis
 import orjson
 import redis
+from redis.connection import PythonRespSerializer
 
 from helpers.batch import Batch, split_payload
 from helpers.config import RedisConfig, WriterConfig
 from helpers.live_helper import escape_json
 from helpers.redis_server import RedisServer
-from helpers.writer import Publisher, RedisWriter
+from helpers.writer import ChunkedPacker, Publisher, RedisWriter
 
 # Multi-byte UTF-8 everywhere, a JSON string with escapes, a raw newline, an empty value.
 VALUES = ['{"v": "Ünïcödé 情報 😀"}', b'{"log":"{\\"a\\":\\"\\\\\\\\\\"}"}', "line\nbreak", "",
@@ -152,3 +153,19 @@ def test_a_redis_user_refused_client_reply_still_gets_publications_out(
         sock.close()
     finally:
         r.execute_command("ACL", "DELUSER", "noreply")
+
+
+def test_the_writer_packs_commands_as_redis_py_does_without_copying_a_payload() -> None:
+    python_packer = PythonRespSerializer(6000, lambda a: a if isinstance(a, bytes) else (
+        str(a).encode() if isinstance(a, int) else repr(a).encode() if isinstance(a, float)
+        else a.encode()))
+    payload = b"p" * 100000
+    for args in (("SET", "a", 1), ("SCRIPT LOAD", "x" * 20000), ("HSET", "k", "é", 1.5),
+                 ("EVALSHA", "abc", 1, "k", 5, payload, 0),
+                 ("EVALSHA", "abc", 1, "k", 5, memoryview(payload)[10:], 0)):
+        chunks = ChunkedPacker().pack(*args)
+        assert b"".join(chunks) == b"".join(python_packer.pack(*(
+            bytes(a) if isinstance(a, memoryview) else a for a in args)))
+        big = [c for c in chunks if len(c) >= ChunkedPacker.LARGE]
+        assert all(isinstance(c, memoryview) or c is payload for c in big
+                   if args[0] == "EVALSHA")

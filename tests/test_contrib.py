@@ -303,6 +303,32 @@ def test_merging_attribute_contributions_is_exactly_equivalent(r: redis.Redis) -
         assert dumps[0] == dumps[1], f"seed {seed}"
 
 
+def test_what_the_script_remembers_within_a_batch_changes_no_reply(r: redis.Redis) -> None:
+    """One batch for a whole feed (the procedure reuses totals, counters, requirements and
+    trophy scores it learnt earlier in the batch) against one batch per message (every
+    value read from Redis): the same keys, TTLs and awards."""
+    for seed in range(12):
+        rng = random.Random(1000 + seed)
+        seeded = {f"x{i}": rng.randint(1, 30) for i in range(rng.randint(0, 12))}
+        feed = _random_feed(rng) + _random_feed(rng)
+        start = rng.randint(0, 3000)  # near the thresholds of the requirements, sometimes
+        week = rng.randint(0, 12)  # about heavilyCount (10)
+        dumps = []
+        for per_message in (True, False):
+            r.flushall()
+            if seeded:
+                for categ in ("other", "network_activity", "payload_delivery"):
+                    r.zadd(f"CONTRIB_TROPHY:{categ}", seeded)
+            r.set("CONTRIB_ORG:A:points", start)
+            r.set("CONTRIB_ORG:B:ATTR_WEEK_COUNT", week)
+            h = Harness(r, Ranking())
+            for topic, body, now in feed:
+                h.send(topic, body, now, flush=per_message)
+            h.flush()
+            dumps.append(_dump(r))
+        assert dumps[0] == dumps[1], f"seed {seed}"
+
+
 def test_merging_never_mixes_feeds_or_actions() -> None:
     feature = Contributions(Config(timezone="UTC"))
     sealed: list[Batch] = []
