@@ -242,10 +242,15 @@ class Contributions:
         runs, b = self._run_calls, ctx.batch
         repeats: dict[str, int] = {}
         messages: list[str] = []  # the last-contributor line of each attribute, in order
+        failure: Exception | None = None
         for obs in items:
             run = runs.get(obs.category)
             if run is None:
-                run = self._new_run(obs, org, ctx)
+                try:
+                    run = self._new_run(obs, org, ctx)
+                except Exception as exc:  # one bad attribute spoils its own effects only
+                    failure = failure or exc
+                    continue
             else:
                 run.call[_COUNT] += 1
                 repeats[obs.category] = repeats.get(obs.category, 0) + 1
@@ -258,6 +263,8 @@ class Contributions:
                 b.zincrby(run.categ_key, org, n)
             else:
                 ctx.stats.reasons["contrib_empty_category"] += n
+        if failure is not None:
+            raise failure
 
     def _new_run(self, obs: AttributeObs, org: str, ctx: Context) -> _Run:
         """The first attribute contribution of a category in the current run."""
