@@ -41,6 +41,7 @@ from helpers.ranking import (
 LAST_TTL = 7 * DAY  # CONTRIB_LAST:date and CONTRIB_LAST_AWARDS:date
 PROC = "contrib"
 _CACHE_MAX = 4096  # entries per memo; cleared when full (they rebuild in microseconds)
+_EPOCH_MARK = 987654321987654321  # see _last_contributor
 _COUNT = 6  # index of the count in the call list ["pc", PROC, kind, org, org_json, points, n ...]
 
 # The procedure.  op: 'pc', 'contrib', then
@@ -194,8 +195,9 @@ class Contributions:
         self._run_calls: dict[str, _Run] = {}  # category as sent -> its merged call
         # Bounded memos of what is rebuilt identically for every contribution.
         self._call_args: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
-        self._messages: dict[tuple[Any, ...], str] = {}
+        self._messages: dict[tuple[Any, ...], tuple[str, str]] = {}
         self._now, self._now_text = -1.0, ""
+        self._last_day = self._last_key = ""  # CONTRIB_LAST:<day>
         # (category as sent, day) -> normalised category, points, day key, category key.
         self._run_parts: dict[tuple[str, str], tuple[str, int, str, str | None]] = {}
 
@@ -343,9 +345,10 @@ class Contributions:
     def _org_writes(self, ctx: Context, org: str) -> None:
         b = ctx.batch
         b.sadd(keys.CONTRIB_ALL_ORG, org)
-        last = keys.contrib_last(ctx.day)
-        b.zadd(last, org, int(ctx.now))
-        b.expire(last, LAST_TTL)
+        if ctx.day != self._last_day:
+            self._last_day, self._last_key = ctx.day, keys.contrib_last(ctx.day)
+        b.zadd(self._last_key, org, int(ctx.now))
+        b.expire(self._last_key, LAST_TTL)
 
     def _call(self, ctx: Context, kind: str, org: str, points: int, trophy: str | None,
               flag: bool) -> list[Any]:
@@ -389,12 +392,16 @@ class Contributions:
     def _last_contributor(self, ctx: Context, org: str, categ: str | None,
                           action: str | None) -> str:
         """The last-contributor message, shaped as the dashboard's web server reads it."""
-        key = (org, categ, action, int(ctx.now), ctx.instance)  # recurs within a second
-        message = self._messages.get(key)
-        if message is None:
+        key = (org, categ, action, ctx.instance)
+        parts = self._messages.get(key)
+        if parts is None:
             if len(self._messages) >= _CACHE_MAX:
                 self._messages.clear()
-            log = as_json({"org": org, "categ": categ, "action": action, "epoch": key[3]})
-            message = self._messages[key] = as_json({"name": "CONTRIBUTION", "log": log,
-                                                     "zmqName": ctx.instance})
-        return message
+            # All but the epoch, serialised once: the epoch is the last member of the log
+            # document, digits that escaping the log as a JSON string leaves alone.
+            log = as_json({"org": org, "categ": categ, "action": action, "epoch": _EPOCH_MARK})
+            log_head, _, log_tail = log.rpartition(str(_EPOCH_MARK))
+            parts = self._messages[key] = (
+                '{"name": "CONTRIBUTION", "log": "' + as_json(log_head)[1:-1],
+                as_json(log_tail)[1:-1] + '", "zmqName": ' + as_json(ctx.instance) + "}")
+        return f"{parts[0]}{int(ctx.now)}{parts[1]}"

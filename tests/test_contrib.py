@@ -7,11 +7,13 @@ import random
 import time
 from typing import Any
 
+import pytest
 import redis
 
 from helpers.batch import Batch, split_payload
 from helpers.clock import DayClock
 from helpers.config import Config
+from helpers.context import Context
 from helpers.contributor_helper import Contributions
 from helpers.observations import InstanceState
 from helpers.ranking import Points, Ranking
@@ -363,3 +365,19 @@ def test_a_key_of_the_wrong_type_spoils_one_effect_not_the_batch(r: redis.Redis)
     assert zset(r, f"CONTRIB_DAY:{DAY}") == {"Org A": 1, "Org B": 1, "Org C": 1}
     assert zset(r, "CONTRIB_TROPHY:person") == {"Org C": 1}
     assert r.get("INGEST:applied:test") == str(h.seq).encode()
+
+
+@pytest.mark.parametrize(("org", "categ", "action", "instance"), [
+    ("CIRCL", "Network activity", "add", "misp1"),
+    ('O"r\\g 🛡️ ц', None, None, 'i"n\\st\n'),
+    ("987654321987654321", "987654321987654321", "edit", "987654321987654321"),
+])
+def test_the_last_contributor_line_is_the_plain_serialisation(
+        org: str, categ: str | None, action: str | None, instance: str) -> None:
+    feature = Contributions(Config(timezone="UTC"))
+    for now in (1767139200.7, 1767139201.2):  # one line kept per (org, categ, action, feed)
+        ctx = Context(now, "20251231", "2025123100", instance, Batch(), InstanceStats(instance))
+        log = json.dumps({"org": org, "categ": categ, "action": action, "epoch": int(now)},
+                         ensure_ascii=False)
+        assert feature._last_contributor(ctx, org, categ, action) == json.dumps(
+            {"name": "CONTRIBUTION", "log": log, "zmqName": instance}, ensure_ascii=False)
