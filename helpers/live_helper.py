@@ -65,7 +65,8 @@ class Live:
         if _DROP_FROM_ATTRIBUTE in attr:
             attr = {k: v for k, v in attr.items() if k != _DROP_FROM_ATTRIBUTE}
         attr_json = orjson.dumps(attr)
-        if obs.event is not self._header:
+        # Attribute messages about one event (a burst of additions) carry equal headers.
+        if obs.event is not self._header and obs.event != self._header:
             self._set_header(obs.event)
         frame = self._frames.get((obs.is_object, ctx.instance))
         if frame is None:
