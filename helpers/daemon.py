@@ -240,7 +240,8 @@ class Daemon:
             "redis_outage": int(w.outage_since is not None),
             "redis_outage_seconds": int(w.outage_seconds),
             "redis_outage_seconds_total": int(w.outage_seconds_total + w.outage_seconds),
-            "writer": w.writer_id, "pid": os.getpid()}
+            "writer": w.writer_id, "pid": os.getpid(),
+            "publish_via": "client" if w.publisher.raw else "lua"}
         batch = self.dispatcher.batch
         for _, stats in self.instances.values():
             stats.write_status(batch, extra)

@@ -149,12 +149,41 @@ def test_redis_acl_user_and_password(acl_redis: RedisServer) -> None:
     daemon = Daemon(cfg)
     daemon.writer.start()
     daemon.dispatcher.handle("misp1", b"misp_json_sighting " + sighting(), 1764115200.0)
+    daemon.dispatcher.handle("misp1", b"misp_json_attribute " + ATTRIBUTE, 1764115200.0)
     daemon.write_status()
+    assert daemon.writer.drain(10)
+    daemon.write_status()  # after the publications of the first batch went out
     assert daemon.writer.drain(10)
     daemon.writer.stop()
     client = as_ingest(acl_redis)
     assert client.get("TRENDINGS_SIGHT_sightings:20251126") == b"1"
-    assert client.hget("INGEST:status:misp1", "processed") == b"1"
+    assert client.hget("INGEST:status:misp1", "processed") == b"2"
+    assert client.hget("INGEST:status:misp1", "publish_via") == b"client"
+
+
+def test_a_redis_user_without_client_reply_gets_its_publications_out_through_lua() -> None:
+    with RedisServer() as srv:
+        admin = srv.client()
+        admin.execute_command("ACL", "SETUSER", "ingest", "on", ">" + REDIS_SECRET, "~*", "&*",
+                              "+@all", "-@admin", "-@dangerous", "-client|reply")
+        listener = admin.pubsub()
+        listener.subscribe("1")
+        assert listener.get_message(timeout=5)["type"] == "subscribe"  # type: ignore[index]
+        cfg = make_config(srv.url, redis=RedisConfig(url=srv.url, username="ingest",
+                                                    password=REDIS_SECRET))
+        daemon = Daemon(cfg)
+        daemon.writer.start()
+        for i in range(2):  # the first batch finds out, the second goes through Lua at once
+            daemon.dispatcher.handle("misp1", b"misp_json_attribute " + ATTRIBUTE,
+                                     1764115200.0 + i)
+            daemon.write_status()
+            assert daemon.writer.drain(10)
+        daemon.write_status()
+        assert daemon.writer.drain(10)
+        daemon.writer.stop()
+        heard = [listener.get_message(timeout=5) for _ in range(2)]
+        assert [orjson.loads(m["data"])["name"] for m in heard if m] == ["Attribute"] * 2
+        assert admin.hget("INGEST:status:misp1", "publish_via") == b"lua"
 
 
 def _certificates(tmp: Path) -> dict[str, Path]:
