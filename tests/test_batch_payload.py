@@ -169,3 +169,21 @@ def test_the_writer_packs_commands_as_redis_py_does_without_copying_a_payload() 
         big = [c for c in chunks if len(c) >= ChunkedPacker.LARGE]
         assert all(isinstance(c, memoryview) or c is payload for c in big
                    if args[0] == "EVALSHA")
+
+
+def test_a_payload_journaled_by_an_earlier_version_still_publishes(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    # Before publications left the script, they were 'pb' ops cutting the blob region.
+    messages = [b'{"name":"Attribute","log":"{}","zmqName":"m"}', "Ünï 😀".encode()]
+    payload = orjson.dumps([["ib", "K", 2], ["pb", "A", *map(len, messages)]]) + b"\n" \
+        + b"".join(messages)
+    sock, reader = listen(redis_server, ["A"])
+    writer = RedisWriter(RedisConfig(url=redis_server.url),
+                         WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")), {})
+    writer.start()
+    writer.submit(payload, 1)
+    assert writer.drain(10)
+    writer.stop()
+    assert heard(sock, reader, 2) == [("A", m) for m in messages]
+    assert r.get("K") == b"2"
+    sock.close()
