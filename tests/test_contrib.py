@@ -283,26 +283,33 @@ def _random_feed(rng: random.Random) -> list[tuple[str, dict[str, Any], float]]:
     return feed
 
 
+def _replay(r: redis.Redis, feed: list[tuple[str, dict[str, Any], float]],
+            trophies: dict[str, int], keys: dict[str, int], *, merge: bool = True,
+            per_message: bool = False) -> dict[str, Any]:
+    """A fresh keyspace (trophy sets and keys seeded), the feed through a Harness, the
+    CONTRIB_* keys after."""
+    r.flushall()
+    if trophies:
+        for categ in ("other", "network_activity", "payload_delivery"):
+            r.zadd(f"CONTRIB_TROPHY:{categ}", trophies)
+    for key, value in keys.items():
+        r.set(key, value)
+    h = Harness(r, Ranking())
+    h.feature.merge = merge
+    for topic, body, now in feed:
+        h.send(topic, body, now, flush=per_message)
+    h.flush()
+    return _dump(r)
+
+
 def test_merging_attribute_contributions_is_exactly_equivalent(r: redis.Redis) -> None:
     for seed in range(12):
         rng = random.Random(seed)
         seeded = {f"x{i}": rng.randint(1, 30) for i in range(rng.randint(0, 12))}
         feed = _random_feed(rng)
-        start = rng.randint(0, 20)
-        dumps = []
-        for merge in (True, False):
-            r.flushall()
-            if seeded:
-                for categ in ("other", "network_activity", "payload_delivery"):
-                    r.zadd(f"CONTRIB_TROPHY:{categ}", seeded)
-            r.set("CONTRIB_ORG:A:points", start)
-            h = Harness(r, Ranking())
-            h.feature.merge = merge
-            for topic, body, now in feed:
-                h.send(topic, body, now, flush=False)
-            h.flush()
-            dumps.append(_dump(r))
-        assert dumps[0] == dumps[1], f"seed {seed}"
+        keys = {"CONTRIB_ORG:A:points": rng.randint(0, 20)}
+        assert _replay(r, feed, seeded, keys, merge=True) == \
+            _replay(r, feed, seeded, keys, merge=False), f"seed {seed}"
 
 
 def test_what_the_script_remembers_within_a_batch_changes_no_reply(r: redis.Redis) -> None:
@@ -313,22 +320,10 @@ def test_what_the_script_remembers_within_a_batch_changes_no_reply(r: redis.Redi
         rng = random.Random(1000 + seed)
         seeded = {f"x{i}": rng.randint(1, 30) for i in range(rng.randint(0, 12))}
         feed = _random_feed(rng) + _random_feed(rng)
-        start = rng.randint(0, 3000)  # near the thresholds of the requirements, sometimes
-        week = rng.randint(0, 12)  # about heavilyCount (10)
-        dumps = []
-        for per_message in (True, False):
-            r.flushall()
-            if seeded:
-                for categ in ("other", "network_activity", "payload_delivery"):
-                    r.zadd(f"CONTRIB_TROPHY:{categ}", seeded)
-            r.set("CONTRIB_ORG:A:points", start)
-            r.set("CONTRIB_ORG:B:ATTR_WEEK_COUNT", week)
-            h = Harness(r, Ranking())
-            for topic, body, now in feed:
-                h.send(topic, body, now, flush=per_message)
-            h.flush()
-            dumps.append(_dump(r))
-        assert dumps[0] == dumps[1], f"seed {seed}"
+        keys = {"CONTRIB_ORG:A:points": rng.randint(0, 3000),  # near thresholds, sometimes
+                "CONTRIB_ORG:B:ATTR_WEEK_COUNT": rng.randint(0, 12)}  # about heavilyCount
+        assert _replay(r, feed, seeded, keys, per_message=True) == \
+            _replay(r, feed, seeded, keys, per_message=False), f"seed {seed}"
 
 
 def test_merging_never_mixes_feeds_or_actions() -> None:
