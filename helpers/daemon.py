@@ -182,7 +182,7 @@ class Daemon:
             received += 1
             # One buffer, read in place: the frame is never copied into a second one
             # (recv(copy=True) is a little faster, but holds a big event twice a moment).
-            handle(instance, memoryview(frame), now())
+            handle(instance, frame.buffer, now())
             if n & 31 == 31 and monotonic() - opened >= window:
                 break
         if received:
