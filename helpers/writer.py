@@ -128,9 +128,11 @@ class Publisher:
             conn.send_packed_command([_REPLY_OFF, commands, _REPLY_ON])
             conn.read_response()
         except redis.ResponseError as exc:
-            # CLIENT REPLY was refused: the PUBLISH commands were executed, but their
-            # replies are still unread on this connection.
+            # The replies of whatever ran are unread on this connection: it is spent.
             conn.disconnect()
+            if not refused_for_good(exc):
+                raise  # BUSY, LOADING...: the batch is retried, and publishes nothing then
+            # CLIENT REPLY refused (an ACL, a server without it): the PUBLISH commands ran.
             self.raw = False
             log.warning("Redis refused CLIENT REPLY (%s); publications now go through a Lua "
                         "script, which costs Redis more", describe_redis_error(exc))
@@ -139,6 +141,13 @@ class Publisher:
             raise
         finally:
             pool.release(conn)
+
+
+def refused_for_good(exc: redis.ResponseError) -> bool:
+    """An error that the same command will meet again: no permission, or no such command."""
+    text = str(exc)
+    return isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM") \
+        or "unknown command" in text or "unknown subcommand" in text.lower()
 
 
 def make_client(cfg: RedisConfig, *, retries: bool = True,

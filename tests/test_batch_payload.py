@@ -187,3 +187,14 @@ def test_a_payload_journaled_by_an_earlier_version_still_publishes(
     assert heard(sock, reader, 2) == [("A", m) for m in messages]
     assert r.get("K") == b"2"
     sock.close()
+
+
+def test_only_a_lasting_refusal_of_client_reply_switches_publications_to_lua() -> None:
+    from redis.exceptions import NoPermissionError, ResponseError
+
+    from helpers.writer import refused_for_good
+    assert refused_for_good(NoPermissionError("this user has no permissions to run the "
+                                              "'client|reply' command"))
+    assert refused_for_good(ResponseError("ERR unknown subcommand 'REPLY'. Try CLIENT HELP."))
+    assert not refused_for_good(ResponseError("BUSY Redis is busy running a script."))
+    assert not refused_for_good(ResponseError("LOADING Redis is loading the dataset in memory"))
