@@ -92,18 +92,23 @@ def redis_cost(loop: Loop) -> None:
     for feature in loop.features:
         procs.update(feature.procs)
     for name, script in (("whole script", build_script(procs)), ("op-list decoding", DECODE_ONLY)):
-        with RedisServer() as srv:
-            client = srv.client()
-            run = client.register_script(script)
-            run(keys=["M"], args=[-1, b"[]", 0])  # loaded before the clock starts
-            before = client.info("cpu")
-            for seq, (_, payload) in enumerate(loop.payloads):
-                body, _pubs = split_payload(payload)
-                run(keys=["M"], args=[seq, bytes(body), 0])
-            after = client.info("cpu")
-            used = sum(after[k] - before[k] for k in ("used_cpu_user", "used_cpu_sys"))
-            print(f"{name}: {used / messages * 1e6:.1f} us of Redis CPU per message "
-                  f"({len(loop.payloads)} batches, {messages} messages)")
+        best = min(_apply(script, loop.payloads) for _ in range(3))
+        print(f"{name}: {best / messages * 1e6:.1f} us of Redis CPU per message, best of 3 "
+              f"({len(loop.payloads)} batches, {messages} messages)")
+
+
+def _apply(script: str, payloads: list[tuple[int, bytes]]) -> float:
+    """Seconds of CPU a fresh Redis spends applying ``payloads`` with ``script``."""
+    with RedisServer() as srv:
+        client = srv.client()
+        run = client.register_script(script)
+        run(keys=["M"], args=[-1, b"[]", 0])  # loaded before the clock starts
+        before = client.info("cpu")
+        for seq, (_, payload) in enumerate(payloads):
+            body, _pubs = split_payload(payload)
+            run(keys=["M"], args=[seq, bytes(body), 0])
+        after = client.info("cpu")
+        return float(sum(after[k] - before[k] for k in ("used_cpu_user", "used_cpu_sys")))
 
 
 def main(argv: list[str] | None = None) -> int:
