@@ -15,6 +15,7 @@ feature registers by name and invokes with :meth:`Batch.call`.
 
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any
 
 import orjson
@@ -144,7 +145,7 @@ class Batch:
 
     def publish_many(self, channel: str, messages: list[str] | list[bytes]) -> None:
         """:meth:`publish` for each message, in order."""
-        self.pubs.extend((channel, m) for m in messages)
+        self.pubs.extend(zip(repeat(channel), messages))
         self.size += len(messages)
 
     def publish(self, channel: str, message: str | bytes) -> None:
