@@ -218,26 +218,27 @@ class Batch:
         several times what Redis spends on the same command from a client.
         """
         parts: list[bytes] = []
+        add = parts.extend
         prefixes: dict[str, bytes] = {}  # channel -> CRLF ending the previous command + head
         heads = _LENGTH_HEADS
-        ending = b""
         for channel, message in self.pubs:
             prefix = prefixes.get(channel)
             if prefix is None:
                 name = channel.encode()
                 prefix = prefixes[channel] = b"\r\n*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
                     len(name), name)
-            body = message if isinstance(message, bytes) else message.encode()
-            head = heads.get(len(body))
+            if isinstance(message, str):
+                message = message.encode()
+            n = len(message)
+            head = heads.get(n)
             if head is None:
                 if len(heads) >= 65536:
                     heads.clear()
-                head = heads[len(body)] = b"$%d\r\n" % len(body)
-            parts += (prefix, head, body)
-            ending = b"\r\n"
+                head = heads[n] = b"$%d\r\n" % n
+            add((prefix, head, message))
         if parts:
             parts[0] = parts[0][2:]  # the first command has no command before it to end
-            parts.append(ending)
+            parts.append(b"\r\n")
         return parts
 
     def _per_day_keys(self) -> set[str]:

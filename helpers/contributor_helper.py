@@ -157,7 +157,7 @@ class _Run:
     """One merged procedure call of the current run, and what repeats cost no work."""
 
     call: list[Any]
-    message: str  # the last-contributor message
+    message: bytes  # the last-contributor message (UTF-8 JSON)
     day_key: str
     points: int
     categ_key: str | None
@@ -195,7 +195,7 @@ class Contributions:
         self._run_calls: dict[str, _Run] = {}  # category as sent -> its merged call
         # Bounded memos of what is rebuilt identically for every contribution.
         self._call_args: dict[tuple[Any, ...], tuple[tuple[Any, ...], tuple[Any, ...]]] = {}
-        self._messages: dict[tuple[Any, ...], tuple[str, str]] = {}
+        self._messages: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
         self._now, self._now_text = -1.0, ""
         self._last_day = self._last_key = ""  # CONTRIB_LAST:<day>
         # (category as sent, day) -> normalised category, points, day key, category key.
@@ -243,7 +243,7 @@ class Contributions:
             self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
         runs, b = self._run_calls, ctx.batch
         repeats: dict[str, int] = {}
-        messages: list[str] = []  # the last-contributor line of each attribute, in order
+        messages: list[bytes] = []  # the last-contributor line of each attribute, in order
         failure: Exception | None = None
         for obs in items:
             run = runs.get(obs.category)
@@ -390,7 +390,7 @@ class Contributions:
                  as_json(trophy) if trophy else "", *reqs))
 
     def _last_contributor(self, ctx: Context, org: str, categ: str | None,
-                          action: str | None) -> str:
+                          action: str | None) -> bytes:
         """The last-contributor message, shaped as the dashboard's web server reads it."""
         key = (org, categ, action, ctx.instance)
         parts = self._messages.get(key)
@@ -402,6 +402,8 @@ class Contributions:
             log = as_json({"org": org, "categ": categ, "action": action, "epoch": _EPOCH_MARK})
             log_head, _, log_tail = log.rpartition(str(_EPOCH_MARK))
             parts = self._messages[key] = (
-                '{"name": "CONTRIBUTION", "log": "' + as_json(log_head)[1:-1],
-                as_json(log_tail)[1:-1] + '", "zmqName": ' + as_json(ctx.instance) + "}")
-        return f"{parts[0]}{int(ctx.now)}{parts[1]}"
+                ('{"name": "CONTRIBUTION", "log": "' + as_json(log_head)[1:-1]).encode(),
+                (as_json(log_tail)[1:-1] + '", "zmqName": ' + as_json(ctx.instance)
+                 + "}").encode())
+        # UTF-8 once per run of attributes, not once per publication of it.
+        return b"%b%d%b" % (parts[0], int(ctx.now), parts[1])

@@ -375,4 +375,5 @@ def test_the_last_contributor_line_is_the_plain_serialisation(
         log = json.dumps({"org": org, "categ": categ, "action": action, "epoch": int(now)},
                          ensure_ascii=False)
         assert feature._last_contributor(ctx, org, categ, action) == json.dumps(
-            {"name": "CONTRIBUTION", "log": log, "zmqName": instance}, ensure_ascii=False)
+            {"name": "CONTRIBUTION", "log": log, "zmqName": instance},
+            ensure_ascii=False).encode()
