@@ -47,30 +47,40 @@ def _ok(good: bool) -> str:
     return "ok" if good else "MISSED"
 
 
+def _spread(values: list[float], fmt: str) -> str:
+    """", median of 3 runs (a-b)" -- nothing for a single run."""
+    if len(values) < 2:
+        return ""
+    return f", median of {len(values)} runs ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
 def throughput_line(r: dict[str, Any]) -> str:
     t = r["throughput"]
     per = 1e6 / t["messages"]
-    return (f"throughput: {t['rate']:,.0f} msg/s ({t['messages']:,} messages in "
-            f"{t['seconds']:.2f} s; CPU per message: daemon {t['cpu'] * per:.0f} us, Redis "
-            f"{t['redis_cpu'] * per:.0f} us) "
+    return (f"throughput: {t['rate']:,.0f} msg/s{_spread(t.get('rates', []), ',.0f')} "
+            f"({t['messages']:,} messages in {t['seconds']:.2f} s; CPU per message: daemon "
+            f"{t['cpu'] * per:.0f} us, Redis {t['redis_cpu'] * per:.0f} us) "
             f"target >= {TARGET_RATE:,}: {_ok(t['rate'] >= TARGET_RATE)}")
 
 
 def summary(r: dict[str, Any]) -> list[str]:
     """One line per figure, with its target."""
     t, lat, big, floor = r["throughput"], r["latency"], r["big"], r["floor"]
-    ratio = t["rate"] / floor["rate"]
+    ratio = r.get("ratio", t["rate"] / floor["rate"])
     top = ", ".join(f"{c} {n / t['messages']:.3f}" for c, n in t["commands"].most_common(6))
     rss = " ".join(f"{n // 1000}k:{v / MB:.0f}({f / MB:.0f})" for n, v, f in t["rss_points"])
     limit = big["frame_bytes"] * TARGET_BIG_MEMORY_FACTOR
+    highest = f", the highest of {t['runs']} runs" if t.get("runs", 1) > 1 else ""
     return [
         throughput_line(r),
         f"attribute observations: {t['obs_rate']:,.0f} obs/s ({t['observations']:,} in total,"
         f" {t['observations'] / t['messages']:.2f} per message)",
-        f"decode-only floor: {floor['rate']:,.0f} msg/s; daemon/floor = {ratio:.3f} "
+        f"decode-only floor: {floor['rate']:,.0f} msg/s (measured before each run); "
+        f"daemon/floor = {ratio:.3f}{_spread(r.get('ratios', []), '.3f')} "
         f"target >= {TARGET_FLOOR_RATIO}: {_ok(ratio >= TARGET_FLOOR_RATIO)}",
         f"redis commands per message: {t['commands_per_msg']:.3f} (top: {top})",
-        f"peak RSS: {t['peak_rss'] / MB:.0f} MB over {t['messages']:,} messages (idle after start"
+        f"peak RSS: {t['peak_rss'] / MB:.0f} MB over {t['messages']:,} messages"
+        f"{highest} (idle after start"
         f" {t['idle_rss'] / MB:.0f} MB; RSS MB (of which mapped files) at "
         f"each tenth: {rss}) target <= {TARGET_RSS // MB} MB: {_ok(t['peak_rss'] <= TARGET_RSS)}",
         f"live delay at {lat['rate']:,.0f} msg/s: p50 {lat['p50']:.1f} ms, p99 {lat['p99']:.1f}"
