@@ -45,51 +45,57 @@ _EPOCH_MARK = 987654321987654321  # see _last_contributor
 _COUNT = 6  # index of the count in the call list ["pc", PROC, kind, org, org_json, points, n ...]
 
 # The procedure.  op: 'pc', 'contrib', then
-#  3 kind  4 org  5 org as JSON  6 points  7 count  8 now (epoch, text)  9 instance as JSON
+#  3 kind  4 org  5 org as JSON  6 points  7 count  8 now (epoch, text)
+#  9 the number of the shared arguments (Batch.share) that stand for 9 on, which recur
+#    in most calls of a batch; payloads journaled by earlier versions carry them inline:
+#  9 instance as JSON
 #  10 awards key  11 awards channel  12 points key  13 week key or ''  14 week window (s)
 #  15 month key or ''  16 month window (s)  17 trophy key or ''  18 category as JSON
 #  19... requirement quintuples: number, key, points needed, TTL (s), counter condition
 # Counter conditions: 0 none, 1 month >= 1, 2 week >= 1, 3 week > heavilyCount.
 _PROC_TEMPLATE = r"""
   local org, orgj, n, now = op[4], op[5], op[7], op[8]
+  -- Arguments 9 on: in the call (payloads of earlier versions) or shared (a number).
+  local a, o = op, 0
+  if type(op[9]) == 'number' then a = SHARED[op[9]]; o = -7 end
   local function award(what)
     local m = '{"org": ' .. orgj .. ', "award": ' .. what .. ', "epoch": ' .. now .. '}'
-    call('ZADD', op[10], now, m)
-    call('EXPIRE', op[10], @AWARD_TTL@)
+    call('ZADD', a[o + 10], now, m)
+    call('EXPIRE', a[o + 10], @AWARD_TTL@)
     local log = (m:gsub('\\', '\\\\'):gsub('"', '\\"'))
-    call('PUBLISH', op[11], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
-         .. op[9] .. '}')
+    call('PUBLISH', a[o + 11], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
+         .. a[o + 9] .. '}')
   end
-  local total = incr(op[12], op[6] * n)
+  local total = incr(a[o + 12], op[6] * n)
   if not total then return end
   local week, month = 0, 0
-  if op[13] ~= '' then
-    week = incr(op[13], n) or 0
-    if week == n then call('EXPIRE', op[13], op[14]) end  -- the window opens, never extends
+  if a[o + 13] ~= '' then
+    week = incr(a[o + 13], n) or 0
+    if week == n then call('EXPIRE', a[o + 13], a[o + 14]) end  -- the window opens, never extends
   end
-  if op[15] ~= '' then
-    month = incr(op[15], n) or 0
-    if month == n then call('EXPIRE', op[15], op[16]) end
+  if a[o + 15] ~= '' then
+    month = incr(a[o + 15], n) or 0
+    if month == n then call('EXPIRE', a[o + 15], a[o + 16]) end
   end
   local held = memo.held
   if not held then held = {}; memo.held = held end
-  for j = 19, #op, 5 do
-    local c, rkey = op[j + 4], op[j + 1]
+  for j = o + 19, #a, 5 do
+    local c, rkey = a[j + 4], a[j + 1]
     -- A requirement handled earlier in this batch: SET NX would fail and EXPIRE would
     -- set the same TTL again (the script's clock stands still), so nothing to do.
-    if not held[rkey] and total >= op[j + 2] and
+    if not held[rkey] and total >= a[j + 2] and
        (c == 0 or (c == 1 and month >= 1) or (c == 2 and week >= 1)
         or (c == 3 and week > @HEAVY@)) then
-      local got = call('SET', rkey, 1, 'EX', op[j + 3], 'NX')
+      local got = call('SET', rkey, 1, 'EX', a[j + 3], 'NX')
       if got then
-        award('["contribution_status", ' .. op[j] .. ']')
+        award('["contribution_status", ' .. a[j] .. ']')
       else
-        call('EXPIRE', rkey, op[j + 3])  -- held already: its TTL restarts
+        call('EXPIRE', rkey, a[j + 3])  -- held already: its TTL restarts
       end
       if got ~= nil then held[rkey] = true end
     end
   end
-  local tkey = op[17]
+  local tkey = a[o + 17]
   if tkey == '' then return end
   -- The trophy set's size and this organisation's score, as this batch left them
   -- (only this procedure writes trophy sets).
@@ -139,7 +145,7 @@ _PROC_TEMPLATE = r"""
   fill(1, r1, n, rn)
   if n > 1 then call('ZADD', tkey, s0 + n, org) end
   for r = r0 + 1, rn do
-    if hit[r] then award('["trophy", [' .. op[18] .. ', ' .. r .. ']]') end
+    if hit[r] then award('["trophy", [' .. a[o + 18] .. ', ' .. r .. ']]') end
   end
 """
 
@@ -364,7 +370,7 @@ class Contributions:
         head, tail = head_tail
         if ctx.now != self._now:
             self._now, self._now_text = ctx.now, str(int(ctx.now))
-        ctx.batch.call(PROC, *head, 1, self._now_text, *tail)
+        ctx.batch.call(PROC, *head, 1, self._now_text, ctx.batch.share(tail))
         return ctx.batch.calls[-1]
 
     def _call_parts(self, ctx: Context, kind: str, org: str, points: int, trophy: str | None,

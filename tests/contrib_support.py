@@ -8,10 +8,10 @@ from typing import Any
 
 import redis
 
-from helpers.batch import build_script, split_payload
+from helpers.batch import Batch, build_script, split_payload
 from helpers.clock import DayClock
 from helpers.config import Config
-from helpers.contributor_helper import Contributions
+from helpers.contributor_helper import PROC, Contributions
 from helpers.observations import InstanceState
 from helpers.ranking import Ranking
 from helpers.router import Dispatcher
@@ -39,6 +39,7 @@ class Harness:
         self.script = client.register_script(build_script(self.feature.procs))
         self.publisher = Publisher(client)
         self.seq = 0
+        self.inline_shared = False  # True: calls as earlier versions encoded them
 
     def send(self, topic: str, body: dict[str, Any], now: float = NOW, flush: bool = True) -> None:
         frame = f"{topic} {json.dumps(body)}".encode()
@@ -49,12 +50,23 @@ class Harness:
     def flush(self) -> None:
         for batch in [*self.sealed, self.dispatcher.take_batch()]:
             self.seq += 1
+            if self.inline_shared:
+                inline_shared(batch)
             ops, pubs = split_payload(batch.encode())  # as the writer applies a batch
             _applied, failed = self.script(keys=["INGEST:applied:test"], args=[self.seq, ops, 0])
             assert failed == 0, "an operation of the batch failed"
             if pubs is not None:
                 self.publisher.publish(pubs)
         self.sealed.clear()
+
+
+def inline_shared(batch: Batch) -> None:
+    """Each call with its shared arguments written in (as earlier versions sent them)."""
+    for call in batch.calls:
+        if call[1] == PROC and type(call[8]) is int:
+            call[8:] = batch.shared[call[8] - 1]
+    batch.shared.clear()
+    batch.shared_ids.clear()
 
 
 def attribute(org: str, category: str = "Network activity", action: str = "add",

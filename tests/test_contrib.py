@@ -7,6 +7,7 @@ import random
 import time
 from typing import Any
 
+import orjson
 import pytest
 import redis
 
@@ -285,7 +286,7 @@ def _random_feed(rng: random.Random) -> list[tuple[str, dict[str, Any], float]]:
 
 def _replay(r: redis.Redis, feed: list[tuple[str, dict[str, Any], float]],
             trophies: dict[str, int], keys: dict[str, int], *, merge: bool = True,
-            per_message: bool = False) -> dict[str, Any]:
+            per_message: bool = False, inline: bool = False) -> dict[str, Any]:
     """A fresh keyspace (trophy sets and keys seeded), the feed through a Harness, the
     CONTRIB_* keys after."""
     r.flushall()
@@ -296,6 +297,7 @@ def _replay(r: redis.Redis, feed: list[tuple[str, dict[str, Any], float]],
         r.set(key, value)
     h = Harness(r, Ranking())
     h.feature.merge = merge
+    h.inline_shared = inline
     for topic, body, now in feed:
         h.send(topic, body, now, flush=per_message)
     h.flush()
@@ -324,6 +326,35 @@ def test_what_the_script_remembers_within_a_batch_changes_no_reply(r: redis.Redi
                 "CONTRIB_ORG:B:ATTR_WEEK_COUNT": rng.randint(0, 12)}  # about heavilyCount
         assert _replay(r, feed, seeded, keys, per_message=True) == \
             _replay(r, feed, seeded, keys, per_message=False), f"seed {seed}"
+
+
+def test_calls_with_shared_arguments_apply_as_calls_with_them_inline(r: redis.Redis) -> None:
+    """Batches share the arguments that recur in calls (Batch.share); payloads journaled
+    by earlier versions carry them in every call, and still apply the same."""
+    for seed in range(6):
+        rng = random.Random(2000 + seed)
+        seeded = {f"x{i}": rng.randint(1, 30) for i in range(rng.randint(0, 12))}
+        feed = _random_feed(rng) + _random_feed(rng)
+        keys = {"CONTRIB_ORG:A:points": rng.randint(0, 3000)}
+        shared = _replay(r, feed, seeded, keys)
+        assert shared == _replay(r, feed, seeded, keys, inline=True), f"seed {seed}"
+        assert any(k.startswith("CONTRIB_LAST_AWARDS:") for k in shared), "no award compared"
+
+
+def test_a_batch_sends_the_shared_arguments_once() -> None:
+    feature = Contributions(Config(timezone="UTC"))
+    feeds = {"m1": (InstanceState("m1"), InstanceStats("m1"))}
+    disp = Dispatcher([feature], DayClock("UTC"), feeds, lambda batch: None)
+    for i in range(20):
+        frame = f"misp_json_attribute {json.dumps(attribute('Org A' if i % 2 else 'Org B'))}"
+        disp.handle("m1", frame.encode(), NOW + i)  # no merging: one call per message
+    batch = disp.take_batch()
+    assert len(batch.calls) == 20 and len(batch.shared) == 2
+    assert [c[8] for c in batch.calls[:3]] == [1, 2, 1]  # numbered from 1, as in Lua
+    assert batch.shared[0][3] == "CONTRIB_ORG:Org B:points"
+    ops = orjson.loads(bytes(split_payload(batch.encode())[0]).split(b"\n")[0])
+    assert [op[0] for op in ops[:2]] == ["sh", "sh"]  # before any call that reads them
+    assert sum(op[0] == "sh" for op in ops) == 2
 
 
 def test_merging_never_mixes_feeds_or_actions() -> None:

@@ -41,7 +41,8 @@ def effects(batch: Batch) -> dict[str, Any]:
     return {
         "zincr": batch.zincr, "incr": batch.incr, "sets": batch.sets, "zadds": batch.zadds,
         "geo": batch.geo, "hashes": batch.hashes, "expires": batch.expires,
-        "expires_nx": batch.expires_nx, "calls": batch.calls, "messages": batch.messages,
+        "expires_nx": batch.expires_nx, "calls": batch.calls, "shared": batch.shared,
+        "messages": batch.messages,
         "lists": {k: (n, [blob_bytes(v) for v in values[-n:]])
                   for k, (n, values) in batch.lists.items()},
         "pubs": pubs,  # in order per channel (the order across channels is not kept)
