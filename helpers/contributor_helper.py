@@ -46,40 +46,40 @@ _COUNT = 6  # index of the count in the call list ["pc", PROC, kind, org, org_js
 
 # The procedure.  op: 'pc', 'contrib', then
 #  3 kind  4 org  5 org as JSON  6 points  7 count  8 now (epoch, text)
-#  9 the number of the shared arguments (Batch.share) that stand for 9 on, which recur
-#    in most calls of a batch; payloads journaled by earlier versions carry them inline:
-#  9 instance as JSON
-#  10 awards key  11 awards channel  12 points key  13 week key or ''  14 week window (s)
-#  15 month key or ''  16 month window (s)  17 trophy key or ''  18 category as JSON
-#  19... requirement quintuples: number, key, points needed, TTL (s), counter condition
+#  9 n: the arguments that recur in the batch's calls, sent once (Batch.share), are
+#    SHARED[n] = a:
+#    2 instance as JSON  3 awards key  4 awards channel  5 points key  6 week key or ''
+#    7 week window (s)  8 month key or ''  9 month window (s)  10 trophy key or ''
+#    11 category as JSON  12... requirement quintuples: number, key, points needed,
+#    TTL (s), counter condition
+# (Payloads journaled by earlier versions carry those inline, from op[9] on.)
 # Counter conditions: 0 none, 1 month >= 1, 2 week >= 1, 3 week > heavilyCount.
 _PROC_TEMPLATE = r"""
   local org, orgj, n, now = op[4], op[5], op[7], op[8]
-  -- Arguments 9 on: in the call (payloads of earlier versions) or shared (a number).
-  local a, o = op, 0
-  if type(op[9]) == 'number' then a = SHARED[op[9]]; o = -7 end
+  local a = SHARED[op[9]]
+  if type(op[9]) ~= 'number' then a = {'sh', unpack(op, 9)} end  -- an earlier version's
   local function award(what)
     local m = '{"org": ' .. orgj .. ', "award": ' .. what .. ', "epoch": ' .. now .. '}'
-    call('ZADD', a[o + 10], now, m)
-    call('EXPIRE', a[o + 10], @AWARD_TTL@)
+    call('ZADD', a[3], now, m)
+    call('EXPIRE', a[3], @AWARD_TTL@)
     local log = (m:gsub('\\', '\\\\'):gsub('"', '\\"'))
-    call('PUBLISH', a[o + 11], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
-         .. a[o + 9] .. '}')
+    call('PUBLISH', a[4], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
+         .. a[2] .. '}')
   end
-  local total = incr(a[o + 12], op[6] * n)
+  local total = incr(a[5], op[6] * n)
   if not total then return end
   local week, month = 0, 0
-  if a[o + 13] ~= '' then
-    week = incr(a[o + 13], n) or 0
-    if week == n then call('EXPIRE', a[o + 13], a[o + 14]) end  -- the window opens, never extends
+  if a[6] ~= '' then
+    week = incr(a[6], n) or 0
+    if week == n then call('EXPIRE', a[6], a[7]) end  -- the window opens, never extends
   end
-  if a[o + 15] ~= '' then
-    month = incr(a[o + 15], n) or 0
-    if month == n then call('EXPIRE', a[o + 15], a[o + 16]) end
+  if a[8] ~= '' then
+    month = incr(a[8], n) or 0
+    if month == n then call('EXPIRE', a[8], a[9]) end
   end
   local held = memo.held
   if not held then held = {}; memo.held = held end
-  for j = o + 19, #a, 5 do
+  for j = 12, #a, 5 do
     local c, rkey = a[j + 4], a[j + 1]
     -- A requirement handled earlier in this batch: SET NX would fail and EXPIRE would
     -- set the same TTL again (the script's clock stands still), so nothing to do.
@@ -95,7 +95,7 @@ _PROC_TEMPLATE = r"""
       if got ~= nil then held[rkey] = true end
     end
   end
-  local tkey = a[o + 17]
+  local tkey = a[10]
   if tkey == '' then return end
   -- The trophy set's size and this organisation's score, as this batch left them
   -- (only this procedure writes trophy sets).
@@ -145,7 +145,7 @@ _PROC_TEMPLATE = r"""
   fill(1, r1, n, rn)
   if n > 1 then call('ZADD', tkey, s0 + n, org) end
   for r = r0 + 1, rn do
-    if hit[r] then award('["trophy", [' .. a[o + 18] .. ', ' .. r .. ']]') end
+    if hit[r] then award('["trophy", [' .. a[11] .. ', ' .. r .. ']]') end
   end
 """
 
