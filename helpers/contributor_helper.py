@@ -58,13 +58,18 @@ _PROC_TEMPLATE = r"""
   local org, orgj, n, now = op[4], op[5], op[7], op[8]
   local a = SHARED[op[9]]
   if type(op[9]) ~= 'number' then a = {'sh', unpack(op, 9)} end  -- an earlier version's
-  local function award(what)
-    local m = '{"org": ' .. orgj .. ', "award": ' .. what .. ', "epoch": ' .. now .. '}'
-    call('ZADD', a[3], now, m)
-    call('EXPIRE', a[3], @AWARD_TTL@)
-    local log = (m:gsub('\\', '\\\\'):gsub('"', '\\"'))
-    call('PUBLISH', a[4], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
-         .. a[2] .. '}')
+  -- The helpers are made once per batch (kept in memo), not once per call.
+  local award = memo.award
+  if not award then
+    award = function(args, org_json, epoch, what)
+      local m = '{"org": ' .. org_json .. ', "award": ' .. what .. ', "epoch": ' .. epoch .. '}'
+      call('ZADD', args[3], epoch, m)
+      call('EXPIRE', args[3], @AWARD_TTL@)
+      local log = (m:gsub('\\', '\\\\'):gsub('"', '\\"'))
+      call('PUBLISH', args[4], '{"name": "CONTRIBUTION", "log": "' .. log .. '", "zmqName": '
+           .. args[2] .. '}')
+    end
+    memo.award = award
   end
   local total = incr(a[5], op[6] * n)
   if not total then return end
@@ -88,7 +93,7 @@ _PROC_TEMPLATE = r"""
         or (c == 3 and week > @HEAVY@)) then
       local got = call('SET', rkey, 1, 'EX', a[j + 3], 'NX')
       if got then
-        award('["contribution_status", ' .. a[j] .. ']')
+        award(a, orgj, now, '["contribution_status", ' .. a[j] .. ']')
       else
         call('EXPIRE', rkey, a[j + 3])  -- held already: its TTL restarts
       end
@@ -101,14 +106,18 @@ _PROC_TEMPLATE = r"""
   -- (only this procedure writes trophy sets).
   local tm = memo[tkey]
   if not tm then tm = {scores = {}}; memo[tkey] = tm end
-  local function trank(pos, card)
-    if not pos then return 0 end
-    if pos == 0 then return @TOP@ end
+  local trank = memo.trank
+  if not trank then
     local cum = {@CUM@}
-    for j = 1, #cum do
-      if pos * 100 <= cum[j] * card then return @TOP@ - j end
+    trank = function(pos, card)
+      if not pos then return 0 end
+      if pos == 0 then return @TOP@ end
+      for j = 1, #cum do
+        if pos * 100 <= cum[j] * card then return @TOP@ - j end
+      end
+      return @TOP@ - #cum
     end
-    return @TOP@ - #cum
+    memo.trank = trank
   end
   local s0 = tm.scores[org]
   if s0 == nil then
@@ -145,7 +154,7 @@ _PROC_TEMPLATE = r"""
   fill(1, r1, n, rn)
   if n > 1 then call('ZADD', tkey, s0 + n, org) end
   for r = r0 + 1, rn do
-    if hit[r] then award('["trophy", [' .. a[11] .. ', ' .. r .. ']]') end
+    if hit[r] then award(a, orgj, now, '["trophy", [' .. a[11] .. ', ' .. r .. ']]') end
   end
 """
 
