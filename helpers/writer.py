@@ -21,10 +21,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,7 @@ return 0
 """
 _REPLY_OFF = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n"
 _REPLY_ON = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n"
+_IOV_MAX = 1024  # buffers per sendmsg (Linux's limit)
 
 
 class Publisher:
@@ -111,6 +114,13 @@ class Publisher:
     between ``CLIENT REPLY OFF`` and ``ON`` in one write, and only ``ON``'s OK is
     read.  A Redis user refused ``CLIENT REPLY`` (an ACL without ``@connection``)
     gets them through :data:`PUBLISH_SCRIPT` instead, after one warning.
+
+    A batch's first attempt sends the script and its publications in one write
+    (:meth:`apply_and_publish`): Redis runs them in that order, so they still
+    follow the data, and the writer thread makes two blocking calls per batch
+    instead of a dozen.  Each of those calls gives the GIL away and has to win
+    it back from the busy receive loop, which pays for every round of that
+    contest (doc/performance.md, "The writer and the GIL").
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -141,6 +151,69 @@ class Publisher:
             raise
         finally:
             pool.release(conn)
+
+    def apply_and_publish(self, script_sha: str, keys: list[Any], args: list[Any],
+                          commands: memoryview, sending: Callable[[], None]) -> Any:
+        """``EVALSHA`` of the batch script, then the publications, in one write; returns
+        the script's reply.  ``sending()`` is called just before the write: from then on
+        the publications may have gone out, whatever the script replies (at most once:
+        a retry must not publish again).  Raises what the script's reply raises."""
+        pool = self.client.connection_pool
+        conn = pool.get_connection()
+        try:
+            chunks = conn.pack_command("EVALSHA", script_sha, len(keys), *keys, *args)
+            sending()
+            write_all(conn, [*chunks, _REPLY_OFF, commands, _REPLY_ON])
+            try:
+                result = conn.read_response()
+            finally:
+                self._read_reply_on(conn)
+            return result
+        except redis.ResponseError:
+            raise  # the script's error; the connection has read every reply
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+
+    def _read_reply_on(self, conn: Any) -> None:
+        """Read the reply to ``CLIENT REPLY ON``, the only one the publications leave."""
+        try:
+            conn.read_response()
+        except redis.ResponseError as exc:
+            # The replies of whatever ran are unread on this connection: it is spent.
+            conn.disconnect()
+            if refused_for_good(exc):  # the PUBLISH commands ran, with replies
+                self.raw = False
+                log.warning("Redis refused CLIENT REPLY (%s); publications now go through a "
+                            "Lua script, which costs Redis more", describe_redis_error(exc))
+
+
+def write_all(conn: Any, chunks: list[bytes | memoryview]) -> None:
+    """Write ``chunks`` on a redis-py connection, with as few system calls as the socket
+    allows (``sendmsg`` of all of them; TLS sockets have none: one ``sendall`` each)."""
+    conn.check_health()
+    sock = conn._sock
+    try:
+        if isinstance(sock, ssl.SSLSocket):
+            for chunk in chunks:
+                sock.sendall(chunk)
+            return
+        views = [memoryview(c) for c in chunks if len(c)]
+        while views:
+            sent = sock.sendmsg(views[:_IOV_MAX])
+            while sent:  # drop what went out, cut the chunk it stopped in
+                if sent >= len(views[0]):
+                    sent -= len(views.pop(0))
+                else:
+                    views[0], sent = views[0][sent:], 0
+    except TimeoutError:
+        conn.disconnect()
+        raise redis.TimeoutError("Timeout writing to socket") from None
+    except OSError as exc:
+        conn.disconnect()
+        raise redis.ConnectionError(f"Error while writing to socket: {exc}") from None
 
 
 def refused_for_good(exc: redis.ResponseError) -> bool:
@@ -230,6 +303,12 @@ class RedisWriter:
         self._journal_count = 0  # batches in segment files, not yet applied
         self._spill_paused_until = 0.0
         self._seq = 0
+        # The batch being applied: tried before? its publications (maybe) sent?
+        self._tried = self._published = False
+        # Redis has the script, as far as we know (not after a connection failure: a
+        # restarted Redis has lost it, and a batch that met NOSCRIPT in one write would
+        # have published before its data).
+        self._script_loaded = False
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="redis-writer", daemon=True)
         # Figures for the status and the metrics (read without the lock: ints/floats).
@@ -429,6 +508,7 @@ class RedisWriter:
     def _apply_with_retry(self, batch: SealedBatch) -> bool:
         """Apply, retrying with capped exponential backoff; False if stopped first."""
         delay = FIRST_RETRY_SECONDS
+        self._tried = self._published = False
         while True:
             try:
                 self._apply(batch)
@@ -455,7 +535,19 @@ class RedisWriter:
         started = time.monotonic()
         marker = self.marker if batch.writer == self.writer_id else ingest_applied(batch.writer)
         ops, pubs = split_payload(batch.payload)
-        result = self.script(keys=[marker], args=[batch.seq, ops, self.retention])
+        keys: list[Any] = [marker]
+        args: list[Any] = [batch.seq, ops, self.retention]
+        first, self._tried = not self._tried, True
+        if self._published:
+            pubs = None  # an earlier attempt sent them, or may have: at most once
+        if (pubs is not None and first and self._current_in_memory and self.publisher.raw
+                and self._script_loaded):
+            # Never sent before, so not a duplicate: the publications can ride behind it.
+            result = self._apply_and_publish(keys, args, pubs)
+            pubs = None
+        else:
+            result = self.script(keys=keys, args=args)  # loads the script if Redis lacks it
+        self._script_loaded = True
         applied, failed = int(result[0]), int(result[1])
         if applied < 0:
             self.duplicates_skipped += 1
@@ -464,6 +556,7 @@ class RedisWriter:
         elif pubs is not None:
             # At most once: a connection lost from here on leaves the batch applied, and
             # its retry (a duplicate to the script) publishes nothing.
+            self._published = True
             self.publisher.publish(pubs)
         self.last_latency = time.monotonic() - started
         self.applied_batches += 1
@@ -474,6 +567,16 @@ class RedisWriter:
                         failed, batch.seq)
         if self.outage_since is not None:
             self._on_recovery()
+
+    def _apply_and_publish(self, keys: list[Any], args: list[Any], pubs: memoryview) -> Any:
+        def sending() -> None:
+            self._published = True
+        try:
+            return self.publisher.apply_and_publish(self.script.sha, keys, args, pubs, sending)
+        except redis.exceptions.NoScriptError:
+            # SCRIPT FLUSH: the publications went out already, a moment before the data;
+            # the script object loads the script and runs it.
+            return self.script(keys=keys, args=args)
 
     def _set_aside(self, batch: SealedBatch, exc: Exception) -> None:
         """A batch the script itself failed on (a bug, not an outage): keep it for the
@@ -502,6 +605,7 @@ class RedisWriter:
                     self.backlog + self.journal_batches, self.journal_batches)
 
     def _on_failure(self, exc: Exception, delay: float) -> None:
+        self._script_loaded = False
         now = time.monotonic()
         if self.outage_since is None:
             self.outage_since = time.time()

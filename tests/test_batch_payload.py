@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 import socket
 import tempfile
+from typing import Any
 
 import hiredis
 import orjson
+import pytest
 import redis
 from redis.connection import PythonRespSerializer
 
+from helpers import writer as writer_module
 from helpers.batch import Batch, split_payload
 from helpers.config import RedisConfig, WriterConfig
 from helpers.live_helper import escape_json
@@ -202,3 +205,113 @@ def test_only_a_lasting_refusal_of_client_reply_switches_publications_to_lua() -
     assert refused_for_good(ResponseError("ERR unknown subcommand 'REPLY'. Try CLIENT HELP."))
     assert not refused_for_good(ResponseError("BUSY Redis is busy running a script."))
     assert not refused_for_good(ResponseError("LOADING Redis is loading the dataset in memory"))
+
+
+def published_batch(i: int) -> tuple[bytes, tuple[str, bytes]]:
+    batch = Batch()
+    batch.incrby("K", 1)
+    batch.publish("A", f"message {i}")
+    return batch.encode(), ("A", f"message {i}".encode())
+
+
+def run_writer(server: RedisServer, payloads: list[bytes]) -> RedisWriter:
+    writer = RedisWriter(RedisConfig(url=server.url),
+                         WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")), {})
+    writer.start()
+    for payload in payloads:
+        writer.submit(payload, 1)
+    assert writer.drain(10)
+    writer.stop()
+    return writer
+
+
+def test_a_first_attempt_sends_the_script_and_its_publications_in_one_write(
+        redis_server: RedisServer, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    writes: list[bytes] = []
+    real_write_all = writer_module.write_all
+
+    def spy(conn: Any, chunks: list[bytes | memoryview]) -> None:
+        writes.append(b"".join(bytes(c) for c in chunks))
+        real_write_all(conn, chunks)
+    monkeypatch.setattr(writer_module, "write_all", spy)
+    sock, reader = listen(redis_server, ["A"])
+    payloads, sent = zip(*(published_batch(i) for i in range(4)), strict=True)
+    # The first batch loads the script, apart (see the next test); the others are one write.
+    real_publish = Publisher.publish
+
+    def publish_apart(self: Publisher, commands: memoryview) -> None:
+        writes.append(b"apart")
+        real_publish(self, commands)
+    monkeypatch.setattr(Publisher, "publish", publish_apart)
+    run_writer(redis_server, list(payloads))
+    assert heard(sock, reader, 4) == list(sent)
+    sock.close()
+    assert r.get("K") == b"4"
+    assert writes[0] == b"apart" and len(writes) == 4
+    for write, (_, message) in zip(writes[1:], sent[1:], strict=True):
+        assert write.index(b"EVALSHA") < write.index(b"CLIENT") < write.index(message)
+
+
+def test_after_redis_flushed_its_scripts_a_batch_applies_and_publishes_once(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    sock, reader = listen(redis_server, ["A"])
+    writer = RedisWriter(RedisConfig(url=redis_server.url),
+                         WriterConfig(journal_dir=tempfile.mkdtemp(prefix="mi-journal-")), {})
+    writer.start()
+    sent = []
+    for i in range(3):
+        if i == 1:
+            r.script_flush()  # the next batch's one write meets NOSCRIPT
+        payload, message = published_batch(i)
+        sent.append(message)
+        writer.submit(payload, 1)
+        assert writer.drain(10)
+    writer.stop()
+    assert heard(sock, reader, 3) == sent
+    sock.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        sock.recv(65536)  # nothing more: no publication twice
+    sock.close()
+    assert r.get("K") == b"3" and writer.outage_since is None
+
+
+def test_a_connection_lost_after_the_one_write_applies_once_and_publishes_once(
+        redis_server: RedisServer, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_write_all = writer_module.write_all
+    drops = []
+
+    def write_then_drop(conn: Any, chunks: list[bytes | memoryview]) -> None:
+        real_write_all(conn, chunks)
+        drops.append(1)
+        if len(drops) == 1:  # everything reached Redis; the reply is lost
+            conn.disconnect()
+            raise redis.ConnectionError("dropped after the write")
+    monkeypatch.setattr(writer_module, "write_all", write_then_drop)
+    sock, reader = listen(redis_server, ["A"])
+    payloads, sent = zip(*(published_batch(i) for i in range(3)), strict=True)
+    writer = run_writer(redis_server, list(payloads))
+    assert heard(sock, reader, 3) == list(sent)  # the second batch's went out, once
+    sock.settimeout(0.5)
+    with pytest.raises(TimeoutError):
+        sock.recv(65536)
+    sock.close()
+    assert drops and r.get("K") == b"3" and writer.duplicates_skipped == 1
+
+
+def test_a_connection_refused_before_the_write_still_publishes_when_redis_takes_it(
+        redis_server: RedisServer, r: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Publisher.apply_and_publish
+    calls = []
+
+    def refuse_once(self: Publisher, *args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # as pool.get_connection() does when Redis is not there
+            raise redis.ConnectionError("connection refused")
+        return real(self, *args)
+    monkeypatch.setattr(Publisher, "apply_and_publish", refuse_once)
+    sock, reader = listen(redis_server, ["A"])
+    payloads, sent = zip(*(published_batch(i) for i in range(3)), strict=True)
+    writer = run_writer(redis_server, list(payloads))
+    assert heard(sock, reader, 3) == list(sent)
+    sock.close()
+    assert calls and r.get("K") == b"3" and writer.outage_seconds_total > 0
