@@ -15,7 +15,6 @@ feature registers by name and invokes with :meth:`Batch.call`.
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ import orjson
 from helpers.keys import PER_DAY_PREFIXES
 
 _CHUNK = 500  # items per variadic command (Lua's unpack() has a stack limit)
-_LENGTH_HEADS: dict[int, bytes] = {}  # RESP bulk-string heads, "$<length>\r\n", by length
+BULK_HEADS: dict[int, bytes] = {}  # RESP bulk-string heads, "$<length>\r\n", by length
 # A payload with publications starts with their length (an op list starts with "[").
 _PUBS_HEAD = b"P%010d\n"
 _PUBS_HEAD_LEN = len(_PUBS_HEAD % 0)
@@ -39,6 +38,62 @@ def split_payload(payload: bytes) -> tuple[memoryview, memoryview | None]:
 
 
 Blob = str | bytes | tuple[bytes, ...]  # a tuple: parts of one value, joined when encoded
+
+_PUBLISH_PREFIXES: dict[str, bytes] = {}  # channel -> the RESP of PUBLISH up to the message
+
+
+def publish_prefix(channel: str) -> bytes:
+    """``*3 $7 PUBLISH $<n> <channel>``, each line ending in CRLF: a publication's RESP
+    up to its message's length."""
+    prefix = _PUBLISH_PREFIXES.get(channel)
+    if prefix is None:
+        name = channel.encode()
+        prefix = _PUBLISH_PREFIXES[channel] = b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
+            len(name), name)
+    return prefix
+
+
+def bulk_head(n: int) -> bytes:
+    """``$<n>`` and CRLF: the head of a RESP bulk string of ``n`` bytes (remembered)."""
+    head = BULK_HEADS.get(n)
+    if head is None:
+        if len(BULK_HEADS) >= 65536:
+            BULK_HEADS.clear()
+        head = BULK_HEADS[n] = b"$%d\r\n" % n
+    return head
+
+
+def publish_command(channel: str, message: str | bytes) -> bytes:
+    """``PUBLISH channel message`` as RESP, ready for the writer to send as it is.
+
+    The writer sends the batch's commands after the batch script has applied it
+    (:func:`split_payload`); through the script each cost a Lua ``redis.call``,
+    several times what Redis spends on the same command from a client.  A feature
+    that publishes the same message again (a last-contributor line for every
+    attribute of a run) or builds many (the live lines) makes the command once, or
+    as it builds the message, and hands it to :meth:`Batch.publish_resp_many`."""
+    if isinstance(message, str):
+        message = message.encode()
+    return b"".join((publish_prefix(channel), bulk_head(len(message)), message, b"\r\n"))
+
+
+def parse_publications(commands: bytes | memoryview) -> list[tuple[str, str]]:
+    """(channel, message) of every ``PUBLISH`` in ``commands`` (tests and tools)."""
+    out: list[tuple[str, str]] = []
+    data, pos = bytes(commands), 0
+    while pos < len(data):
+        end = data.index(b"\r\n", pos)
+        count, pos = int(data[pos + 1:end]), end + 2  # "*3"
+        parts: list[bytes] = []
+        for _ in range(count):
+            end = data.index(b"\r\n", pos)  # "$<n>"
+            n = int(data[pos + 1:end])
+            parts.append(data[end + 2:end + 2 + n])
+            pos = end + 4 + n
+        name, channel, message = parts
+        assert name == b"PUBLISH", name
+        out.append((channel.decode(), message.decode()))
+    return out
 
 
 def blob_bytes(blob: Blob) -> bytes:
@@ -82,7 +137,7 @@ class Batch:
         # Argument tuples many calls have in common, sent once (see :meth:`share`).
         self.shared: list[tuple[Any, ...]] = []
         self.shared_ids: dict[int, int] = {}  # id() of a tuple in ``shared`` -> its number
-        self.pubs: list[tuple[str, str | bytes]] = []  # bytes: UTF-8 JSON
+        self.pubs: list[bytes] = []  # PUBLISH commands as RESP (publish_command)
         self.messages = 0  # messages whose effects are in this batch
         self.size = 0  # operations emitted, before coalescing: the sealing criterion
 
@@ -148,14 +203,23 @@ class Batch:
             del entry[1][:-maxlen]
         self.size += len(values)
 
-    def publish_many(self, channel: str, messages: list[str] | list[bytes]) -> None:
-        """:meth:`publish` for each message, in order."""
-        self.pubs.extend(zip(repeat(channel), messages))
-        self.size += len(messages)
-
     def publish(self, channel: str, message: str | bytes) -> None:
-        self.pubs.append((channel, message))
+        self.pubs.append(publish_command(channel, message))
         self.size += 1
+
+    def publish_resp(self, command: bytes) -> None:
+        """A publication made with :func:`publish_command` (or as it does)."""
+        self.pubs.append(command)
+        self.size += 1
+
+    def publish_resp_many(self, commands: list[bytes]) -> None:
+        """:meth:`publish_resp` for each command, in order."""
+        self.pubs += commands
+        self.size += len(commands)
+
+    def publications(self) -> list[tuple[str, str]]:
+        """(channel, message) of every publication, in order (tests and tools)."""
+        return parse_publications(b"".join(self.pubs))
 
     def call(self, proc: str, *args: str | int | float) -> None:
         """Invoke the server-side procedure ``proc`` (see :func:`build_script`)."""
@@ -224,44 +288,13 @@ class Batch:
         if retention_days > 0:
             ops.extend(["ex", key, retention_days * 86400] for key in self._per_day_keys())
         head = orjson.dumps(ops)
-        pubs = self._encode_pubs()
+        pubs = self.pubs
         if not blobs and not pubs:
             return head
         # orjson never writes a raw newline (it escapes control characters in strings).
         if not pubs:
             return b"".join((head, b"\n", *blobs))
         return b"".join((_PUBS_HEAD % sum(map(len, pubs)), head, b"\n", *blobs, *pubs))
-
-    def _encode_pubs(self) -> list[bytes]:
-        """The publications as ready-made ``PUBLISH`` commands (RESP), in the order given.
-
-        The writer sends them to Redis after the batch script has applied the batch
-        (:func:`split_payload`); through the script each cost a Lua ``redis.call``,
-        several times what Redis spends on the same command from a client.
-        """
-        parts: list[bytes] = []
-        add = parts.extend
-        prefixes: dict[str, bytes] = {}  # channel -> CRLF ending the previous command + head
-        heads = _LENGTH_HEADS
-        for channel, message in self.pubs:
-            prefix = prefixes.get(channel)
-            if prefix is None:
-                name = channel.encode()
-                prefix = prefixes[channel] = b"\r\n*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%b\r\n" % (
-                    len(name), name)
-            if isinstance(message, str):
-                message = message.encode()
-            n = len(message)
-            head = heads.get(n)
-            if head is None:
-                if len(heads) >= 65536:
-                    heads.clear()
-                head = heads[n] = b"$%d\r\n" % n
-            add((prefix, head, message))
-        if parts:
-            parts[0] = parts[0][2:]  # the first command has no command before it to end
-            parts.append(b"\r\n")
-        return parts
 
     def _per_day_keys(self) -> set[str]:
         """Per-day keys written by this batch, except those a feature gives their own TTL."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from helpers import keys
-from helpers.batch import Batch
+from helpers.batch import Batch, publish_command
 from helpers.config import Config
 from helpers.context import Context, Handler
 from helpers.observations import AttributeObs, AttributesObs, EventObs, PostObs, SightingObs
@@ -172,7 +172,7 @@ class _Run:
     """One merged procedure call of the current run, and what repeats cost no work."""
 
     call: list[Any]
-    message: bytes  # the last-contributor message (UTF-8 JSON)
+    message: bytes  # the last-contributor message's PUBLISH command (batch.publish_command)
     day_key: str
     points: int
     categ_key: str | None
@@ -242,7 +242,7 @@ class Contributions:
                 b.zincrby(run.categ_key, org, 1)
             else:
                 ctx.skip("contrib_empty_category")
-        b.publish(self.channels.last_contributor, run.message)
+        b.publish_resp(run.message)
 
     def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
         """The attributes of an event (one organisation, one message): what
@@ -258,7 +258,7 @@ class Contributions:
             self._run_batch, self._run_key, self._run_calls = ctx.batch, key, {}
         runs, b = self._run_calls, ctx.batch
         repeats: dict[str, int] = {}
-        messages: list[bytes] = []  # the last-contributor line of each attribute, in order
+        messages: list[bytes] = []  # the last-contributor command of each attribute, in order
         failure: Exception | None = None
         for obs in items:
             run = runs.get(obs.category)
@@ -272,7 +272,7 @@ class Contributions:
                 run.call[_COUNT] += 1
                 repeats[obs.category] = repeats.get(obs.category, 0) + 1
             messages.append(run.message)
-        b.publish_many(self.channels.last_contributor, messages)
+        b.publish_resp_many(messages)
         for category, n in repeats.items():
             run = runs[category]
             b.zincrby(run.day_key, org, run.points * n)
@@ -305,7 +305,8 @@ class Contributions:
         if first:  # the other runs of the message would write the very same
             self._org_writes(ctx, org)
         run = _Run(self._call(ctx, ATTRIBUTE, org, points, categ, False),
-                   self._last_contributor(ctx, org, obs.category, obs.action),
+                   publish_command(self.channels.last_contributor,
+                                   self._last_contributor(ctx, org, obs.category, obs.action)),
                    day_key, points, categ_key)
         self._run_calls[obs.category] = run
         return run

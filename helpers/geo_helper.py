@@ -29,6 +29,7 @@ import maxminddb
 import phonenumbers
 
 from helpers import keys
+from helpers.batch import publish_command
 from helpers.config import Config, ConfigError
 from helpers.context import Context, Handler
 from helpers.observations import AttributeObs, AttributesObs
@@ -280,7 +281,7 @@ class Geo:
         self.next_check = 0.0
         self._day = ""
         self._keys = ("", "", "")
-        self._texts: dict[tuple[str, str, str, str], tuple[str, str]] = {}  # see emit
+        self._texts: dict[tuple[str, str, str, str], tuple[str, bytes]] = {}  # see emit
         self._new_caches()
         self._announce()
 
@@ -347,12 +348,12 @@ class Geo:
             if len(self._texts) >= self.cache_size:
                 self._texts.clear()
             item = f'"categ": {_enc(categ)}, "value": {_enc(value)}'
-            texts = self._texts[key] = (
-                f"{{{item}}}", f'{{"coord": {place.coord}, {item}, {place.tail}}}')
+            texts = self._texts[key] = (f"{{{item}}}", publish_command(
+                self.channel, f'{{"coord": {place.coord}, {item}, {place.tail}}}'))
         batch.zincrby(coord_key, place.coord)
         batch.zincrby(country_key, place.iso)
         batch.geoadd(rad_key, place.lon, place.lat, texts[0])
-        batch.publish(self.channel, texts[1])
+        batch.publish_resp(texts[1])
 
     # --- lookups (cached) ---------------------------------------------------------------
 

@@ -3,12 +3,12 @@ with a capped history per stream in ``TEMP_CACHE_LIVE:<name>``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from helpers import keys
-from helpers.batch import Blob
+from helpers.batch import BULK_HEADS, Blob, bulk_head, publish_prefix
 from helpers.config import ChannelsConfig, LiveConfig
 from helpers.context import Context, Handler
 from helpers.message import as_int
@@ -31,6 +31,18 @@ def escape_json(doc: bytes) -> bytes:
     return _dumps(doc.decode())[1:-1]
 
 
+class _Frame(NamedTuple):
+    """The constant parts of the two lines of one stream and instance."""
+
+    key: str  # TEMP_CACHE_LIVE:<name>
+    prefix: bytes  # the PUBLISH command up to the message's length
+    pub_head: bytes  # the published line up to the attribute, escaped
+    pub_tail: bytes  # and after the event header, with the command's CRLF
+    fixed: int  # the published line's length but for the attribute and the header
+    cache_head: bytes  # the history line, up to the attribute
+    cache_tail: bytes  # and after the event header
+
+
 class Live:
     def __init__(self, channels: ChannelsConfig, live: LiveConfig) -> None:
         self.channel = channels.live
@@ -45,7 +57,7 @@ class Live:
         self._header: object = _UNSET
         self._header_json = self._header_escaped = b""
         # Per (object attribute?, instance): the constant parts of the two lines.
-        self._frames: dict[tuple[bool, str], tuple[str, bytes, bytes, bytes, bytes]] = {}
+        self._frames: dict[tuple[bool, str], _Frame] = {}
 
     def publish(self, name: str, log_json: str, ctx: Context, cache: bool = True) -> None:
         """Publish ``{"name", "log": <JSON string>, "zmqName"}`` and keep it in the
@@ -68,21 +80,16 @@ class Live:
         # Attribute messages about one event (a burst of additions) carry equal headers.
         if obs.event is not self._header and obs.event != self._header:
             self._set_header(obs.event)
-        frame = self._frames.get((obs.is_object, ctx.instance))
-        if frame is None:
-            frame = self._frames[(obs.is_object, ctx.instance)] = \
-                self._frame(obs.is_object, ctx.instance)
-        key, pub_head, pub_tail, cache_head, cache_tail = frame
-        ctx.batch.publish(self.channel, b"".join(
-            (pub_head, escape_json(attr_json), self._header_escaped, pub_tail)))
+        frame = self._frame_of(obs.is_object, ctx.instance)
+        ctx.batch.publish_resp(self._command(frame, escape_json(attr_json)))
         # Joined when the batch is encoded: only the newest max_history lines are kept.
-        ctx.batch.lpush_capped(key, (cache_head, attr_json, self._header_json, cache_tail),
-                               self.max_history)
+        ctx.batch.lpush_capped(frame.key, (frame.cache_head, attr_json, self._header_json,
+                                           frame.cache_tail), self.max_history)
 
     def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
         """The attributes of an event, as :meth:`on_attribute` would, in one loop."""
         failure: Exception | None = None
-        dumps = orjson.dumps
+        dumps, command = orjson.dumps, self._command
         frames = (self._frame_of(False, ctx.instance), self._frame_of(True, ctx.instance))
         history: tuple[list[Blob], list[Blob]] = ([], [])
         published: list[bytes] = []
@@ -95,20 +102,28 @@ class Live:
                 if obs.event is not self._header:
                     self._set_header(obs.event)
                 stream = 1 if obs.is_object else 0
-                _, pub_head, pub_tail, cache_head, cache_tail = frames[stream]
-                published.append(b"".join(
-                    (pub_head, escape_json(attr_json), self._header_escaped, pub_tail)))
-                history[stream].append((cache_head, attr_json, self._header_json, cache_tail))
+                frame = frames[stream]
+                published.append(command(frame, escape_json(attr_json)))
+                history[stream].append((frame.cache_head, attr_json, self._header_json,
+                                        frame.cache_tail))
             except Exception as exc:  # one bad attribute spoils its own line only
                 failure = failure or exc
-        ctx.batch.publish_many(self.channel, published)
+        ctx.batch.publish_resp_many(published)
         for stream in (0, 1):
             if history[stream]:
-                ctx.batch.lpush_capped_many(frames[stream][0], history[stream], self.max_history)
+                ctx.batch.lpush_capped_many(frames[stream].key, history[stream],
+                                            self.max_history)
         if failure is not None:
             raise failure
 
-    def _frame_of(self, is_object: bool, instance: str) -> tuple[str, bytes, bytes, bytes, bytes]:
+    def _command(self, frame: _Frame, attr_escaped: bytes) -> bytes:
+        """The live line's PUBLISH command, made in one join (batch.publish_command)."""
+        header = self._header_escaped
+        n = frame.fixed + len(attr_escaped) + len(header)
+        return b"".join((frame.prefix, BULK_HEADS.get(n) or bulk_head(n), frame.pub_head,
+                         attr_escaped, header, frame.pub_tail))
+
+    def _frame_of(self, is_object: bool, instance: str) -> _Frame:
         frame = self._frames.get((is_object, instance))
         if frame is None:
             frame = self._frames[(is_object, instance)] = self._frame(is_object, instance)
@@ -119,16 +134,16 @@ class Live:
         self._header_json = b"}" if event is None else b',"Event":' + orjson.dumps(event) + b"}"
         self._header_escaped = escape_json(self._header_json)
 
-    @staticmethod
-    def _frame(is_object: bool, instance: str) -> tuple[str, bytes, bytes, bytes, bytes]:
+    def _frame(self, is_object: bool, instance: str) -> _Frame:
         """``{"name":…,"log":"{\\"Attribute\\":`` … ``","zmqName":…}`` and the same
         with ``log`` as an object, for the cache."""
         name = _NAMES[is_object]
         start = b'{"name":' + orjson.dumps(name) + b',"log":'
         end = b',"zmqName":' + orjson.dumps(instance) + b"}"
         opening = b'{"Attribute":'
-        return (keys.live_cache(name), start + b'"' + escape_json(opening), b'"' + end,
-                start + opening, end)
+        pub_head, pub_tail = start + b'"' + escape_json(opening), b'"' + end + b"\r\n"
+        return _Frame(keys.live_cache(name), publish_prefix(self.channel), pub_head, pub_tail,
+                      len(pub_head) + len(pub_tail) - 2, start + opening, end)
 
     def on_keepalive(self, obs: KeepaliveObs, ctx: Context) -> None:
         # The reference dashboard's web page reads "log" as the text "[<uptime>]".

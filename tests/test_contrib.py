@@ -369,7 +369,7 @@ def test_merging_never_mixes_feeds_or_actions() -> None:
     batch = disp.take_batch()
     assert [c[6] for c in batch.calls] == [2, 1, 1]  # counts: m1 add x2, m2 add, m2 edit
     logs = [(json.loads(m)["zmqName"], json.loads(json.loads(m)["log"])["action"])
-            for _, m in batch.pubs]
+            for _, m in batch.publications()]
     assert logs == [("m1", "add"), ("m1", "add"), ("m2", "add"), ("m2", "edit")]
 
 

@@ -171,7 +171,7 @@ def test_bad_input_never_stops_the_loop(data: st.DataObject) -> None:
     batch = lp.dispatcher.take_batch()
     assert batch.zincr[(f"TRENDINGS_CATEGS:{DAY}", "Network activity")] == 1
     assert batch.zincr[(f"GEO_COUNTRY:{DAY}", "US")] == 1
-    assert [(ch, orjson.loads(m)["name"]) for ch, m in batch.pubs if ch == "1"] == [
+    assert [(ch, orjson.loads(m)["name"]) for ch, m in batch.publications() if ch == "1"] == [
         ("1", "Attribute")]
     assert lp.counters_add_up()
 

@@ -78,7 +78,7 @@ def assert_placed(c: Context, *, lat: float, lon: float, iso: str, country: str,
     member = json.dumps({"categ": categ, "value": value}, ensure_ascii=False)
     assert c.batch.zincr == {(f"GEO_COORD:{DAY}", coord): 1, (f"GEO_COUNTRY:{DAY}", iso): 1}
     assert c.batch.geo == {f"GEO_RAD:{DAY}": {member: (lon, lat)}}
-    assert c.batch.pubs == [("PicToDisplay",
+    assert c.batch.publications() == [("PicToDisplay",
                              map_message(lat, lon, categ, value, country, sub, city, iso))]
     assert not c.stats.reasons
 
@@ -105,7 +105,7 @@ def test_ipv6_with_port_is_split_before_the_bar(geo: Geo) -> None:
 
 def test_non_ascii_names_are_kept_as_is(geo: Geo) -> None:
     c = run(geo, "ip-src", "1.33.110.1")
-    (_, message), = c.batch.pubs
+    (_, message), = c.batch.publications()
     assert '"cityName": "Ōita"' in message
     assert json.loads(message)["regionCode"] == "JP"
 
@@ -142,7 +142,7 @@ def test_composite_and_untidy_values_land_on_the_ip_country(geo: Geo, atype: str
                                                              iso: str) -> None:
     c = run(geo, atype, value)
     assert c.batch.zincr[(f"GEO_COUNTRY:{DAY}", iso)] == 1
-    (_, message), = c.batch.pubs
+    (_, message), = c.batch.publications()
     assert json.loads(message)["value"] == value  # the attribute value as sent
 
 

@@ -40,7 +40,7 @@ def place_phone(geo: Geo, number: str) -> tuple[str, dict[str, object]]:
                                   "attribute"), c)
     assert not c.stats.reasons, (number, c.stats.reasons)
     (iso,) = [member for (key, member) in c.batch.zincr if key.startswith("GEO_COUNTRY:")]
-    (_, message), = c.batch.pubs
+    (_, message), = c.batch.publications()
     return iso, json.loads(message)
 
 

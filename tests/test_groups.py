@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from redis.connection import PythonRespSerializer
+
 from bench.workload import build_workload
 from helpers.batch import Batch, blob_bytes
 from helpers.clock import DayClock
@@ -36,7 +38,7 @@ def run(frames: list[bytes], groups: bool) -> tuple[list[Batch], InstanceStats]:
 
 def effects(batch: Batch) -> dict[str, Any]:
     pubs: dict[str, list[bytes]] = {}
-    for channel, message in batch.pubs:
+    for channel, message in batch.publications():
         pubs.setdefault(channel, []).append(blob_bytes(message))
     return {
         "zincr": batch.zincr, "incr": batch.incr, "sets": batch.sets, "zadds": batch.zadds,
@@ -58,3 +60,19 @@ def test_groups_have_the_effects_of_attributes_one_by_one() -> None:
     assert [effects(b) for b in grouped] == [effects(b) for b in single]
     assert stats_g.reasons == stats_s.reasons and stats_g.errors == stats_s.errors == 0
     assert sum(len(b.pubs) for b in grouped) > 5000  # it did compare something
+
+
+def test_every_publication_the_features_make_is_the_resp_a_client_would_send() -> None:
+    # The live lines, last-contributor and map messages are made as RESP by the features
+    # themselves (batch.publish_command); a wrong length head would shift every command
+    # after it, so the whole stream must read back and pack again to the same bytes.
+    packer = PythonRespSerializer(6000, lambda a: a if isinstance(a, bytes) else a.encode())
+    frames = build_workload(1500).frames
+    commands = published = 0
+    for batch in run(frames, groups=True)[0]:
+        pubs = batch.publications()
+        assert b"".join(batch.pubs) == b"".join(
+            b"".join(packer.pack("PUBLISH", channel, message)) for channel, message in pubs)
+        commands += len(batch.pubs)
+        published += len(pubs)
+    assert commands == published > 3000

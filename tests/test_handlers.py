@@ -51,7 +51,7 @@ INFO = "Phishing wave targeting finance – Q4"
 def live_entries(batch: Any) -> list[tuple[str, dict[str, Any]]]:
     """(channel, message with its ``log`` decoded) for every publication."""
     out = []
-    for channel, message in batch.pubs:
+    for channel, message in batch.publications():
         decoded = json.loads(message)
         decoded["log"] = json.loads(decoded["log"])
         out.append((channel, decoded))
@@ -364,7 +364,8 @@ def test_keepalive_message_format(uptime: Any, log: str) -> None:
     body = {**KEEPALIVE, "uptime": uptime}
     raw = f"misp_json_self {json.dumps(body)}".encode()  # stdlib separators, as mispzmq.py
     batch = Pure().send_raw(raw)
-    assert batch.pubs == [("1", f'{{"name":"Keepalive","log":"{log}","zmqName":"misp1"}}')]
+    assert batch.publications() == [
+        ("1", f'{{"name":"Keepalive","log":"{log}","zmqName":"misp1"}}')]
     assert not batch.lists and not batch.zincr
 
 
