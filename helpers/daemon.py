@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 DRAIN_PER_POLL = 2000  # frames taken from one socket before looking at the others
 AUTH_RETRY_SECONDS = 30.0  # between two attempts with credentials MISP refused
-SWITCH_INTERVAL_SECONDS = 0.0005
+SWITCH_INTERVAL_SECONDS = 0.00002  # see Daemon.run
 GC_THRESHOLDS = (20000, 20, 20)
 SHUTDOWN_DRAIN_SECONDS = 3.0  # of the 5 s the issue allows; the writer may take 2 s more to stop
 _MONITOR_EVENTS = (zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
@@ -329,10 +329,15 @@ class Daemon:
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         self._install_signals()
-        # The Redis writer thread waits on the network and needs the GIL only briefly,
-        # but the busy loop holds it for the default 5 ms switch interval each time:
-        # a batch's round trip then waits 5-10 ms for the GIL, and the writer, not
-        # Redis, bounds the rate.  A shorter interval lets it in promptly.
+        # The Redis writer thread needs the GIL briefly after each of its system calls,
+        # and the busy loop gives it away at every frame it receives (pyzmq releases it
+        # around zmq_msg_recv) but takes it straight back, before the woken writer can:
+        # the writer keeps waiting, and each of those hand-overs costs the loop a futex
+        # wake-up.  A waiting thread only asks for the GIL once a whole switch interval
+        # passes without a hand-over, and every wake-up restarts that wait; an interval
+        # shorter than the time between two frames (~30 us) ends the contest at once.
+        # 20 us against 500: the writer thread's CPU halves, the loop's falls about 3 %
+        # (doc/performance.md, "The writer and the GIL").
         sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
         self.start()
         # Everything loaded so far (modules, the GeoIP reader, the ranking) lives as long as
