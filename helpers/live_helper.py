@@ -92,6 +92,7 @@ class Live:
         dumps, command = orjson.dumps, self._command
         frames = (self._frame_of(False, ctx.instance), self._frame_of(True, ctx.instance))
         history: tuple[list[Blob], list[Blob]] = ([], [])
+        keep = 2 * self.max_history
         published: list[bytes] = []
         for obs in group.items:
             try:
@@ -104,8 +105,10 @@ class Live:
                 stream = 1 if obs.is_object else 0
                 frame = frames[stream]
                 published.append(command(frame, escape_json(attr_json)))
-                history[stream].append((frame.cache_head, attr_json, self._header_json,
-                                        frame.cache_tail))
+                lines = history[stream]
+                lines.append((frame.cache_head, attr_json, self._header_json, frame.cache_tail))
+                if len(lines) > keep:  # only the newest max_history are kept: drop the rest
+                    del lines[:-self.max_history]  # (and orjson's buffers with them, see doc)
             except Exception as exc:  # one bad attribute spoils its own line only
                 failure = failure or exc
         ctx.batch.publish_resp_many(published)
