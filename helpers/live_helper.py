@@ -24,11 +24,17 @@ _dumps = orjson.dumps
 def escape_json(doc: bytes) -> bytes:
     """A compact JSON document as the body of a JSON string (without the quotes).
 
-    orjson escapes a string in C faster than two ``bytes.replace`` passes over a
-    document full of quotes (0.8 against 1.2 us for a 500-byte attribute); its
-    output holds no raw control character, so only ``\\`` and ``"`` change.
+    orjson's output holds no raw control character, so only ``\\`` and ``"``
+    change.  For ASCII text orjson escapes faster than ``bytes.replace`` (0.58
+    against 0.92 us for the benchmark's attributes, about 40 quotes in 500 bytes);
+    for other text the decoding into a ``str`` and the encoding back cost more
+    than the replacing (1.32 against 0.99 us).
     """
-    return _dumps(doc.decode())[1:-1]
+    if doc.isascii():
+        return _dumps(doc.decode())[1:-1]
+    if b"\\" in doc:
+        doc = doc.replace(b"\\", b"\\\\")
+    return doc.replace(b'"', b'\\"')
 
 
 class _Frame(NamedTuple):

@@ -129,11 +129,14 @@ def test_a_batch_without_blobs_is_the_op_list_alone() -> None:
 
 
 def test_escape_json_matches_a_json_encoder_on_compact_json() -> None:
-    doc = orjson.dumps({"a": 'q"uote \\ back\nslash\t\u2028 é 😀 /', "b": [None, True, 1.5]})
-    escaped = escape_json(doc)
-    # The standard library's encoder, as the reference dashboard's readers decode it.
-    assert escaped == json.dumps(doc.decode(), ensure_ascii=False).encode()[1:-1]
-    assert json.loads(b'"' + escaped + b'"') == doc.decode()
+    for text in ('q"uote \\ back\nslash\t\u2028 é 😀 / \x7f', 'q"uote \\ back\nslash\t /',
+                 "no quote to escape"):  # not ASCII, ASCII: two ways of escaping
+        doc = orjson.dumps({"a": text, "b": [None, True, 1.5]})
+        escaped = escape_json(doc)
+        # The standard library's encoder, as the reference dashboard's readers decode it.
+        assert escaped == json.dumps(doc.decode(), ensure_ascii=False).encode()[1:-1]
+        assert json.loads(b'"' + escaped + b'"') == doc.decode()
+    assert escape_json(b'{"k":"v"}') == b'{\\"k\\":\\"v\\"}'
 
 
 def test_a_redis_user_refused_client_reply_still_gets_publications_out(
