@@ -95,7 +95,7 @@ class Live:
     def on_attributes(self, group: AttributesObs, ctx: Context) -> None:
         """The attributes of an event, as :meth:`on_attribute` would, in one loop."""
         failure: Exception | None = None
-        dumps, command = orjson.dumps, self._command
+        dumps, heads = orjson.dumps, BULK_HEADS
         frames = (self._frame_of(False, ctx.instance), self._frame_of(True, ctx.instance))
         history: tuple[list[Blob], list[Blob]] = ([], [])
         keep = 2 * self.max_history
@@ -110,7 +110,11 @@ class Live:
                     self._set_header(obs.event)
                 stream = 1 if obs.is_object else 0
                 frame = frames[stream]
-                published.append(command(frame, escape_json(attr_json)))
+                # self._command(frame, escaped), inline: this runs for every attribute.
+                escaped, header = escape_json(attr_json), self._header_escaped
+                n = frame.fixed + len(escaped) + len(header)
+                published.append(b"".join((frame.prefix, heads.get(n) or bulk_head(n),
+                                           frame.pub_head, escaped, header, frame.pub_tail)))
                 lines = history[stream]
                 lines.append((frame.cache_head, attr_json, self._header_json, frame.cache_tail))
                 if len(lines) > keep:  # only the newest max_history are kept: drop the rest

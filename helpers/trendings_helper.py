@@ -60,10 +60,12 @@ class Trendings:
             SightingObs: self.on_sighting,
         }
         self.procs: dict[str, str] = {}
-        self._day = self._categs = ""
+        self._day = self._categs = self._tags_day = self._tags_key = ""
 
     def _tags(self, tags: list[dict[str, Any]], ctx: Context) -> None:
-        key = keys.trendings("TAGS", ctx.day)
+        if ctx.day != self._tags_day:  # the key, built once a day
+            self._tags_day, self._tags_key = ctx.day, keys.trendings("TAGS", ctx.day)
+        key = self._tags_key
         for tag in tags:
             member = tag_member(tag)
             if member is None:
