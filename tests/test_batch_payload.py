@@ -318,3 +318,18 @@ def test_a_connection_refused_before_the_write_still_publishes_when_redis_takes_
     assert heard(sock, reader, 3) == list(sent)
     sock.close()
     assert calls and r.get("K") == b"3" and writer.outage_seconds_total > 0
+
+
+def test_a_batch_the_script_fails_on_in_one_write_is_set_aside_and_the_next_ones_go_on(
+        redis_server: RedisServer, r: redis.Redis) -> None:
+    sock, reader = listen(redis_server, ["A"])
+    first, sent_first = published_batch(0)
+    good, sent_good = published_batch(2)
+    _, pubs = split_payload(published_batch(1)[0])
+    assert pubs is not None
+    broken = b"P%010d\n" % len(pubs) + b"not an op list" + bytes(pubs)
+    writer = run_writer(redis_server, [first, broken, good])
+    # Sent in the same write as the script that failed: documented (doc/reliability.md).
+    assert heard(sock, reader, 3) == [sent_first, ("A", b"message 1"), sent_good]
+    sock.close()
+    assert r.get("K") == b"2" and writer.rejected_batches == 1 and writer.outage_since is None
